@@ -1,0 +1,3 @@
+from evota.cli import main
+
+main()

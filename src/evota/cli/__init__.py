@@ -1,0 +1,56 @@
+"""The `evota` command line: one command group per area."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from evota import __version__
+from evota.cli.common import DEFAULT_HOME, HomeOpt, console, open_deployment, reports_errors
+from evota.cli.demo_cmd import demo
+from evota.cli.director_cmds import director_app
+from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
+
+app = typer.Typer(
+    name="evota",
+    help="evota: secure over-the-air updates for EV energy ECUs (BMS, VCMS, thermal) and chargers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(init)
+app.add_typer(release_app, name="release")
+app.add_typer(repo_app, name="repo")
+app.add_typer(director_app, name="director")
+app.add_typer(keys_app, name="keys")
+app.command("demo")(demo)
+
+
+@app.command("serve")
+@reports_errors
+def serve(
+    home: HomeOpt = DEFAULT_HOME,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default from evota.toml).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from evota.toml).")] = None,
+) -> None:
+    """Serve the image and director repositories over HTTP."""
+    from evota.server.app import create_app
+    from evota.server.runner import serve_forever
+
+    dep = open_deployment(home)
+    host = host or dep.settings.server_host
+    port = port if port is not None else dep.settings.server_port
+    console.print(f"serving {dep.home.path} on http://{host}:{port}/repo/")
+    serve_forever(create_app(dep), host, port)
+
+
+@app.command("version")
+def version() -> None:
+    """Print evota's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

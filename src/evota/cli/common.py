@@ -1,0 +1,56 @@
+"""What every command shares: the --home option, the console, and error printing."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from evota.clock import SystemClock
+from evota.deployment import Deployment, open_home
+from evota.errors import EvotaError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="EVOTA_HOME",
+        help="Deployment home folder (default: $EVOTA_HOME, else ./evota-home).",
+        show_default=False,
+    ),
+]
+DEFAULT_HOME = Path("evota-home")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def open_deployment(home: Path) -> Deployment:
+    return open_home(home, SystemClock())
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print an EvotaError as one line for the operator (no traceback) and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except EvotaError as e:
+            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True))

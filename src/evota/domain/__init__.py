@@ -1,0 +1,5 @@
+"""The pure core: values and decisions with no I/O, no clock reads, no database.
+
+Modules here import only each other and `evota.errors` (a leaf module of exception types),
+plus pure third-party libraries (`packaging`).
+"""

@@ -1,0 +1,345 @@
+"""Uptane full verification for a primary ECU, and partial verification for a secondary.
+
+Full verification (`Primary.verify`), in the standard's order:
+  1. the director chain for this vehicle: root (walking N → N+1) → timestamp → snapshot →
+     targets, through ngclient, judged at the vehicle's trusted time;
+  2. the director's targets: no delegations, this VIN, each ECU serial at most once and
+     belonging to this vehicle, with this ECU's hardware id;
+  3. the image repository chain, through ngclient;
+  4. the match: each director target exists in the image repository with the same length
+     and every hash, is an evota image for the ECU's type and hardware, and has a release
+     counter no lower than the ECU runs;
+  5. releases are whole: an image that belongs to a release bundle comes with the rest of
+     at least one of its bundles (assigned, or already installed), and every release the
+     director names is complete;
+  6. the resulting versions satisfy every `requires` of the assigned images.
+Authenticity first, compatibility after: nothing is downloaded before 1–6 pass.
+
+Partial verification (`verify_partial`): a secondary that keeps only the director's root
+checks the director targets' signatures, version and expiry, and its own entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from tuf.api.metadata import Metadata, Root, TargetFile, Targets
+from tuf.ngclient import FetcherInterface, UpdaterConfig
+
+from evota.clock import Clock
+from evota.domain.release import CUSTOM_KEY, BundleMeta, ImageMeta
+from evota.domain.versions import parse_version
+from evota.security.director import director_targets_custom
+from evota.security.errors import (
+    DirectorImageMismatchError,
+    FreezeError,
+    HardwareMismatchError,
+    ImageRollbackError,
+    IncompatibleError,
+    MetadataRollbackError,
+    PartialBundleError,
+    VehicleMismatchError,
+    VerificationError,
+)
+from evota.security.tuf_client import ClockedUpdater, tuf_errors
+
+__all__ = [
+    "Directive",
+    "EcuState",
+    "InstalledImage",
+    "Primary",
+    "RepositoryAccess",
+    "VerifiedImage",
+    "verify_partial",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class InstalledImage:
+    """What an ECU runs now, as the primary knows it from the ECU's signed report."""
+
+    path: str
+    version: str
+    release_counter: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EcuState:
+    serial: str
+    ecu_type: str
+    hardware_id: str
+    installed: InstalledImage | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RepositoryAccess:
+    """Where one repository is served, the root the vehicle was provisioned with, and the
+    folder where its verified metadata is cached between cycles."""
+
+    metadata_url: str
+    trusted_root: bytes
+    cache_dir: Path
+    targets_url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedImage:
+    """One image the director assigned to one ECU, verified against both repositories."""
+
+    ecu_serial: str
+    hardware_id: str
+    target: TargetFile
+    meta: ImageMeta
+
+    @property
+    def path(self) -> str:
+        return self.target.path
+
+
+@dataclasses.dataclass(frozen=True)
+class Directive:
+    """The outcome of full verification: what each ECU must run, in install order."""
+
+    vin: str
+    director_version: int
+    images: tuple[VerifiedImage, ...]
+    releases: tuple[str, ...]
+
+    def pending(self, ecus: Sequence[EcuState]) -> tuple[VerifiedImage, ...]:
+        """The images not already installed on their ECU."""
+        installed = {e.serial: e.installed.path if e.installed else None for e in ecus}
+        return tuple(i for i in self.images if installed.get(i.ecu_serial) != i.path)
+
+
+class Primary:
+    """The primary ECU's side of Uptane: verify, then download verified images."""
+
+    def __init__(
+        self,
+        *,
+        vin: str,
+        ecus: Sequence[EcuState],
+        director: RepositoryAccess,
+        image: RepositoryAccess,
+        clock: Clock,
+        fetcher: FetcherInterface | None = None,
+        config: UpdaterConfig | None = None,
+    ) -> None:
+        self.vin = vin
+        self.ecus = {e.serial: e for e in ecus}
+        self._director = director
+        self._image = image
+        self._clock = clock
+        self._fetcher = fetcher
+        self._config = config
+        self._image_updater: ClockedUpdater | None = None
+
+    def _updater(self, access: RepositoryAccess, now: dt.datetime) -> ClockedUpdater:
+        return ClockedUpdater(
+            metadata_dir=access.cache_dir,
+            metadata_url=access.metadata_url,
+            targets_url=access.targets_url,
+            trusted_root=access.trusted_root,
+            reference_time=now,
+            fetcher=self._fetcher,
+            config=self._config,
+        )
+
+    def verify(self) -> Directive:
+        """Full verification; raises a VerificationError subclass naming the attack."""
+        now = self._clock.now()
+        director = self._updater(self._director, now)
+        with tuf_errors("metadata"):
+            director.refresh()
+        dtargets = director.trusted_targets()
+        assigned = self._check_director(dtargets)
+        releases = tuple(str(r) for r in director_targets_custom(dtargets).get("releases", []))
+        if not assigned:
+            return Directive(self.vin, dtargets.version, (), releases)
+
+        image = self._updater(self._image, now)
+        with tuf_errors("metadata"):
+            image.refresh()
+        self._image_updater = image
+        itargets = image.trusted_targets().targets
+        verified = [self._match(path, dtf, serial, itargets) for path, dtf, serial in assigned]
+        order = _check_bundles(verified, releases, itargets, self.ecus)
+        _check_requires(verified, self.ecus)
+        return Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases)
+
+    def download(self, image: VerifiedImage, dest: Path) -> Path:
+        """Fetch a verified image into `dest` (length-capped, hashes checked)."""
+        if self._image_updater is None:
+            raise RuntimeError("call verify() before download()")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tuf_errors("target"):
+            return Path(self._image_updater.download_target(image.target, str(dest)))
+
+    # ---- the checks ---------------------------------------------------------------------------
+    def _check_director(self, targets: Targets) -> list[tuple[str, TargetFile, str]]:
+        if targets.delegations is not None:
+            raise VerificationError("director targets must not delegate")
+        vin = director_targets_custom(targets).get("vin")
+        if vin != self.vin:
+            raise VehicleMismatchError(f"director targets are for vehicle {vin!r}, not {self.vin}")
+        seen: set[str] = set()
+        out = []
+        for path, tf in targets.targets.items():
+            serials = _ecu_serials(tf)
+            if not serials:
+                raise VerificationError(f"director target {path} names no ECU")
+            for serial, hwid in serials.items():
+                ecu = self.ecus.get(serial)
+                if ecu is None:
+                    raise VehicleMismatchError(f"director names ECU {serial}, which {self.vin} does not have")
+                if serial in seen:
+                    raise VehicleMismatchError(f"director names ECU {serial} more than once")
+                seen.add(serial)
+                if hwid != ecu.hardware_id:
+                    raise HardwareMismatchError(
+                        f"director says ECU {serial} is {hwid}, but it is {ecu.hardware_id}"
+                    )
+                out.append((path, tf, serial))
+        return out
+
+    def _match(
+        self, path: str, dtf: TargetFile, serial: str, itargets: Mapping[str, TargetFile]
+    ) -> VerifiedImage:
+        itf = itargets.get(path)
+        if itf is None:
+            raise DirectorImageMismatchError(f"the image repository does not hold {path}")
+        if itf.length != dtf.length:
+            raise DirectorImageMismatchError(
+                f"{path}: director length {dtf.length} != image repository {itf.length}"
+            )
+        if not dtf.hashes:
+            raise DirectorImageMismatchError(f"{path}: director lists no hash")
+        for algo, digest in dtf.hashes.items():
+            if itf.hashes.get(algo) != digest:
+                raise DirectorImageMismatchError(
+                    f"{path}: {algo} differs between director and image repository"
+                )
+        try:
+            meta = ImageMeta.from_custom(itf.custom)
+        except ValueError as e:
+            raise DirectorImageMismatchError(f"{path} is not an evota image: {e}") from e
+        ecu = self.ecus[serial]
+        if meta.ecu_type != ecu.ecu_type or ecu.hardware_id not in meta.hardware_ids:
+            raise HardwareMismatchError(
+                f"{path} is built for {meta.ecu_type} {'/'.join(meta.hardware_ids)}; "
+                f"ECU {serial} is {ecu.ecu_type} {ecu.hardware_id}"
+            )
+        if ecu.installed and meta.release_counter < ecu.installed.release_counter:
+            raise ImageRollbackError(
+                f"{path} (release counter {meta.release_counter}) is older than what ECU {serial} "
+                f"runs ({ecu.installed.path}, counter {ecu.installed.release_counter})"
+            )
+        return VerifiedImage(serial, ecu.hardware_id, itf, meta)
+
+
+def _ecu_serials(tf: TargetFile) -> dict[str, str]:
+    body = tf.custom.get(CUSTOM_KEY) if isinstance(tf.custom, Mapping) else None
+    serials = body.get("ecu_serials") if isinstance(body, Mapping) else None
+    if not isinstance(serials, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in serials.items()}
+
+
+def _check_bundles(
+    verified: Sequence[VerifiedImage],
+    releases: Sequence[str],
+    itargets: Mapping[str, TargetFile],
+    ecus: Mapping[str, EcuState],
+) -> Callable[[VerifiedImage], tuple[int, str, str]]:
+    """Refuse partial releases; return a sort key that puts bundle order first."""
+    bundles: dict[str, BundleMeta] = {}
+    for path, tf in itargets.items():
+        try:
+            bundles[path] = BundleMeta.from_custom(tf.custom)
+        except ValueError:
+            continue
+    assigned = {v.path for v in verified}
+    present = assigned | {e.installed.path for e in ecus.values() if e.installed}
+
+    def whole(bundle: BundleMeta) -> bool:
+        return all(image in present for image in bundle.images)
+
+    for release in releases:
+        if release not in bundles:
+            raise PartialBundleError(f"director names release {release}, unknown to the image repository")
+        if not whole(bundles[release]):
+            missing = [i for i in bundles[release].images if i not in present]
+            raise PartialBundleError(f"release {release} is incomplete: missing {', '.join(missing)}")
+    for v in verified:
+        containing = [b for b in bundles.values() if v.path in b.images]
+        if containing and not any(whole(b) for b in containing):
+            names = ", ".join(b.name for b in containing)
+            raise PartialBundleError(f"{v.path} must install together with the rest of release {names}")
+
+    rank: dict[str, int] = {}
+    for release in releases:
+        for i, image in enumerate(bundles[release].images):
+            rank.setdefault(image, i)
+
+    def key(v: VerifiedImage) -> tuple[int, str, str]:
+        return (rank.get(v.path, len(rank)), v.path, v.ecu_serial)
+
+    return key
+
+
+def _check_requires(verified: Sequence[VerifiedImage], ecus: Mapping[str, EcuState]) -> None:
+    """Every `requires` of an assigned image must hold for the versions after the update."""
+    after: dict[str, list[str | None]] = {}
+    new = {v.ecu_serial: v.meta.version for v in verified}
+    for serial, ecu in ecus.items():
+        version = new.get(serial) or (ecu.installed.version if ecu.installed else None)
+        after.setdefault(ecu.ecu_type, []).append(version)
+    for v in verified:
+        for req in v.meta.requires:
+            versions = after.get(req.ecu_type)
+            if not versions:
+                raise IncompatibleError(f"{v.path} requires {req}, but the vehicle has no {req.ecu_type}")
+            for version in versions:
+                if version is None or not req.allows(parse_version(version)):
+                    raise IncompatibleError(
+                        f"{v.path} requires {req}; {req.ecu_type} would run {version or 'an unknown version'}"
+                    )
+
+
+def verify_partial(
+    *,
+    director_targets: bytes,
+    director_root: Root,
+    ecu_serial: str,
+    hardware_id: str,
+    now: dt.datetime,
+    last_version: int = 0,
+) -> TargetFile | None:
+    """Partial verification on a secondary: the director targets role only.
+
+    Returns this ECU's target (None if the director assigns it nothing). The caller checks the
+    image bytes with `TargetFile.verify_length_and_hashes` (through `tuf_errors("target")`).
+    """
+    with tuf_errors("metadata"):
+        md = Metadata[Targets].from_bytes(director_targets)
+        if md.signed.type != Targets.type:
+            raise VerificationError("not a targets metadata file")
+        director_root.verify_delegate(Targets.type, md.signed_bytes, md.signatures)
+    if md.signed.version < last_version:
+        raise MetadataRollbackError(
+            f"director targets v{md.signed.version} is older than v{last_version} already seen"
+        )
+    if md.signed.is_expired(now):
+        raise FreezeError(f"director targets expired at {md.signed.expires:%Y-%m-%d %H:%M}")
+    for tf in md.signed.targets.values():
+        serials = _ecu_serials(tf)
+        if ecu_serial in serials:
+            if serials[ecu_serial] != hardware_id:
+                raise HardwareMismatchError(
+                    f"director says ECU {ecu_serial} is {serials[ecu_serial]}, but it is {hardware_id}"
+                )
+            return tf
+    return None
