@@ -1,0 +1,181 @@
+"""Prove the attack tests bite: remove each security check, and its test must fail.
+
+For every check below, a copy of `src/` is made with that one check disabled, and the attack
+test named after it is run against the copy (PYTHONPATH puts the copy first). The script
+fails if any test still passes without its check, or if a check can no longer be found in
+the source (the table must then follow the code). The working tree is never modified.
+
+    make mutation        (or: .venv/bin/python scripts/check_attack_tests.py)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Mutation(NamedTuple):
+    name: str
+    file: str
+    check: str  # the source text of the check
+    disabled: str  # what it becomes
+    tests: str  # pytest node or -k expression that must now fail
+
+
+UPTANE = "src/evota/security/uptane.py"
+CLIENT = "src/evota/security/tuf_client.py"
+MANIFEST = "src/evota/security/manifest.py"
+ATTACKS = "tests/security/test_attacks.py"
+
+MUTATIONS = [
+    Mutation(
+        "secure time",
+        CLIENT,
+        "        self._trusted_set.reference_time = reference_time\n",
+        "",
+        f"{ATTACKS}::test_freeze_expired_metadata_is_refused_at_the_vehicles_trusted_time",
+    ),
+    Mutation(
+        "image hashes (tuf)",
+        CLIENT,
+        '        if phase == "target":',
+        "        if False:",
+        f"{ATTACKS}::test_arbitrary_software_tampered_image_is_refused",
+    ),
+    Mutation(
+        "length cap",
+        CLIENT,
+        "    except tuf_exc.DownloadLengthMismatchError as e:\n        raise EndlessDataError",
+        "    except tuf_exc.DownloadLengthMismatchError as e:\n        raise TamperedImageError",
+        f"{ATTACKS}::test_endless_data_more_bytes_than_signed_length_is_refused",
+    ),
+    Mutation(
+        "mix-and-match",
+        CLIENT,
+        "        if _MISMATCH.match(str(e)):",
+        "        if False:",
+        f"{ATTACKS} -k mix_and_match",
+    ),
+    Mutation(
+        "vehicle binding",
+        UPTANE,
+        "        if vin != self.vin:",
+        "        if False:",
+        f"{ATTACKS}::test_director_metadata_for_another_vehicle_is_refused",
+    ),
+    Mutation(
+        "director hardware claim",
+        UPTANE,
+        "                if hwid != ecu.hardware_id:",
+        "                if False:",
+        f"{ATTACKS}::test_wrong_hardware_director_claims_other_hardware_for_the_ecu",
+    ),
+    Mutation(
+        "image hardware",
+        UPTANE,
+        "        if meta.ecu_type != ecu.ecu_type or ecu.hardware_id not in meta.hardware_ids:",
+        "        if False:",
+        f"{ATTACKS}::test_wrong_hardware_image_built_for_other_hardware",
+    ),
+    Mutation(
+        "image repository holds it",
+        UPTANE,
+        "        if itf is None:\n",
+        "        if itf is None and False:\n",
+        f"{ATTACKS}::test_director_only_compromise_image_not_in_the_image_repository",
+    ),
+    Mutation(
+        "every hash matches",
+        UPTANE,
+        "            if itf.hashes.get(algo) != digest:",
+        "            if False:",
+        f"{ATTACKS}::test_director_only_compromise_other_bytes_under_a_published_name",
+    ),
+    Mutation(
+        "release counter",
+        UPTANE,
+        "        if ecu.installed and meta.release_counter < ecu.installed.release_counter:",
+        "        if False:",
+        f"{ATTACKS}::test_rollback_to_an_older_image_version_is_refused",
+    ),
+    Mutation(
+        "whole releases",
+        UPTANE,
+        "        order = _check_bundles(verified, releases, itargets, self.ecus)\n",
+        "        order = lambda v: (0, v.path, v.ecu_serial)  # noqa: E731\n",
+        f"{ATTACKS} -k partial_bundle",
+    ),
+    Mutation(
+        "key revocation",
+        "src/evota/security/rotation.py",
+        "            new_root.revoke_key(keyid, r)\n",
+        "            pass\n",
+        f"{ATTACKS} -k revoked",
+    ),
+    Mutation(
+        "manifest counter",
+        MANIFEST,
+        "    if counter <= last.vehicle:",
+        "    if False:",
+        "tests/security/test_manifest.py::test_manifest_counter_must_rise_even_when_the_ecu_reports_are_fresh",
+    ),
+    Mutation(
+        "ECU report counter",
+        MANIFEST,
+        "        if report.counter <= previous:",
+        "        if False:",
+        "tests/security/test_manifest.py::test_replayed_ecu_report_inside_a_new_manifest_is_refused",
+    ),
+]
+
+
+def run(m: Mutation, workdir: Path) -> tuple[bool, str]:
+    src = workdir / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(ROOT / "src", src)
+    target = workdir / m.file
+    text = target.read_text(encoding="utf-8")
+    if m.check not in text:
+        return False, f"check not found in {m.file}: update this table"
+    target.write_text(text.replace(m.check, m.disabled, 1), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    node, *rest = m.tests.split(" ")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", node, *rest]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603 (our own interpreter and tests)
+    summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+    return result.returncode == 1, summary
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="evota-mutation-") as tmp:
+        workdir = Path(tmp)
+        shutil.copytree(ROOT / "src", workdir / "src")
+        probe = subprocess.run(
+            [sys.executable, "-c", "import evota; print(evota.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(workdir / "src")},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if not probe.stdout.startswith(str(workdir)):
+            print(f"the mutated copy is not the one imported ({probe.stdout.strip()})")
+            return 2
+        missed = 0
+        for m in MUTATIONS:
+            caught, summary = run(m, workdir)
+            missed += not caught
+            print(f"{'caught' if caught else 'MISSED'}  {m.name:28} {summary}")
+    print(f"{len(MUTATIONS) - missed}/{len(MUTATIONS)} removed checks caught by their tests")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
