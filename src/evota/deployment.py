@@ -62,6 +62,7 @@ def init_home(
     home.path.mkdir(parents=True, exist_ok=True)
     settings = settings or HomeSettings()
     home.config_file.write_text(settings.to_toml(), encoding="utf-8")
+    home.lock_file.touch()  # writers lock it; created now so a refused command writes nothing
     keys = KeyStore(home.online_keys, home.offline_keys())
     images = ImageRepository(home, keys, clock, settings.expiry)
     director = Director(home, keys, clock, settings.expiry, images)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from securesystemslib.signer import CryptoSigner
 
 from evota.clock import Clock, SystemClock
@@ -108,7 +109,7 @@ def _story(console: Console, dep: Deployment, base: Path, clock: Clock) -> bool:
         console.print("   [red]accepted: this is a bug[/]")
         return False
     except EvotaError as e:
-        console.print(f"   refused: {e}")
+        console.print(f"   refused: {escape(str(e))}")
 
     _step(
         console,
@@ -159,20 +160,13 @@ def _vehicle(
     )
     state = base / "vehicle"
     ecus = [EcuState(e.serial, e.ecu_type, e.hardware_id) for e in vehicle.ecus]
-    primary = Primary(
-        vin=vehicle.vin,
-        ecus=ecus,
-        clock=clock,
-        director=RepositoryAccess(
-            f"{url}/repo/director/{vehicle.vin}/metadata/", dep.director.trust_root(), state / "director"
-        ),
-        image=RepositoryAccess(
-            f"{url}/repo/image/metadata/",
-            dep.images.trust_root(),
-            state / "image",
-            f"{url}/repo/image/targets/",
-        ),
+    director_access = RepositoryAccess(
+        f"{url}/repo/director/{vehicle.vin}/metadata/", dep.director.trust_root(), state / "director"
     )
+    image_access = RepositoryAccess(
+        f"{url}/repo/image/metadata/", dep.images.trust_root(), state / "image", f"{url}/repo/image/targets/"
+    )
+    primary = Primary(vin=vehicle.vin, ecus=ecus, clock=clock, director=director_access, image=image_access)
     directive = primary.verify()
     console.print(
         f"   director targets v{directive.director_version} verified; matched in the image repository:"
@@ -209,7 +203,7 @@ def _vehicle(
         console.print("   [red]replay accepted: this is a bug[/]")
         return False
     except EvotaError as e:
-        console.print(f"   the same manifest again is refused: {e}")
+        console.print(f"   the same manifest again is refused: {escape(str(e))}")
 
     _step(console, 8, "An attacker flips one byte of a stored image: the vehicle refuses it")
     target = directive.images[0]
@@ -220,13 +214,13 @@ def _vehicle(
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
     stored.write_bytes(bytes(data))
-    again = Primary(vin=vehicle.vin, ecus=ecus, clock=clock, director=primary._director, image=primary._image)
+    again = Primary(vin=vehicle.vin, ecus=ecus, clock=clock, director=director_access, image=image_access)
     for image in again.verify().images[:1]:
         try:
             again.download(image, state / "staging" / "tampered")
             console.print("   [red]tampered image accepted: this is a bug[/]")
             return False
         except EvotaError as e:
-            console.print(f"   refused ({type(e).__name__}): {e}")
+            console.print(f"   refused ({type(e).__name__}): {escape(str(e))}")
     console.print("\n[bold green]Secure delivery works end to end.[/] Next: campaigns, the agent, the fleet.")
     return True

@@ -10,6 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from evota.clock import SystemClock
 from evota.deployment import Deployment, open_home
@@ -18,8 +19,16 @@ from evota.errors import EvotaError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: user input (paths, reasons, ids) is printed verbatim, never interpreted; soft
+# wrap so a message stays one line when stdout/stderr is a pipe or a file.
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+
+def done(verb: str, rest: str) -> None:
+    """Print a success line: a green verb, then plain text."""
+    console.print(Text.assemble((verb, "green"), " ", rest))
+
 
 HomeOpt = Annotated[
     Path,
@@ -46,7 +55,7 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except EvotaError as e:
-            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+            err_console.print(Text.assemble(("error:", "bold red"), " ", e.message))
             raise typer.Exit(1) from None
 
     return wrapper

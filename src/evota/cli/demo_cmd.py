@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from evota.cli.common import console
+from rich.console import Console
 
 
 def demo(
@@ -20,5 +19,5 @@ def demo(
 
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-    if not run_walkthrough(console, workdir):
+    if not run_walkthrough(Console(), workdir):
         raise typer.Exit(1)

@@ -14,6 +14,7 @@ from evota.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
+    done,
     open_deployment,
     print_json,
     reports_errors,
@@ -51,7 +52,7 @@ def register(
     """Register a vehicle's ECUs (and their public keys) with the director."""
     vehicle = VehicleIdentity(vin, primary, tuple(_parse_ecu(e) for e in ecu))
     open_deployment(home).director.register_vehicle(vehicle)
-    console.print(f"[green]registered[/] {vin} with {len(vehicle.ecus)} ECU(s)")
+    done("registered", f"{vin} with {len(vehicle.ecus)} ECU(s)")
 
 
 @director_app.command("assign")
@@ -87,7 +88,7 @@ def assign(
         return
     for serial, target in sorted(result.items()):
         console.print(f"  {serial} → {target}")
-    console.print(f"[green]signed[/] director targets for {vin}")
+    done("signed", f"director targets for {vin}")
 
 
 @director_app.command("show")

@@ -13,6 +13,7 @@ from evota.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
+    done,
     open_deployment,
     print_json,
     reports_errors,
@@ -38,7 +39,7 @@ def init(
 ) -> None:
     """Create a deployment home: config, keys, image and director repositories."""
     dep = init_home(home, SystemClock(), root_threshold=root_threshold, root_keys=root_keys)
-    console.print(f"[green]created[/] evota home at {dep.home.path}")
+    done("created", f"evota home at {dep.home.path}")
     console.print(f"  image repository   {dep.images.metadata_dir.parent}")
     console.print(f"  director           {dep.home.director_repo}")
     console.print(f"  online keys        {dep.keys.online_dir}  (snapshot, timestamp, director)")
@@ -64,7 +65,9 @@ def release_add(
         ImageKind, typer.Option(help="full image, params (calibration) or delta.")
     ] = ImageKind.FULL,
     base: Annotated[str | None, typer.Option(help="Base target of a delta image.")] = None,
-    allow_downgrade: Annotated[bool, typer.Option(help="Publish a version lower than the newest.")] = False,
+    allow_downgrade: Annotated[
+        bool, typer.Option("--allow-downgrade", help="Publish a version lower than the newest.")
+    ] = False,
     reason: Annotated[str | None, typer.Option(help="Why the downgrade (recorded, signed).")] = None,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
@@ -89,9 +92,10 @@ def release_add(
     if as_json:
         print_json(image.to_json())
         return
-    console.print(
-        f"[green]published[/] {image.path}  {image.length} bytes  sha256 {image.hashes['sha256'][:16]}…  "
-        f"release counter {image.meta.release_counter}"
+    done(
+        "published",
+        f"{image.path}  {image.length} bytes  sha256 {image.hashes['sha256'][:16]}…  "
+        f"release counter {image.meta.release_counter}",
     )
     if image.meta.downgrade:
         console.print(
@@ -113,7 +117,7 @@ def release_bundle(
     if as_json:
         print_json(bundle.to_json())
         return
-    console.print(f"[green]released[/] {bundle.meta.name}: " + " → ".join(bundle.meta.images))
+    done("released", f"{bundle.meta.name}: " + " → ".join(bundle.meta.images))
 
 
 @release_app.command("list")
@@ -176,8 +180,9 @@ def keys_rotate(
 ) -> None:
     """Replace a role's keys: new root version signed by old and new root keys."""
     result = rotate(open_deployment(home), role)
-    console.print(
-        f"[green]rotated[/] {result.repository} {'/'.join(result.roles)}: root v{result.root_version}; "
+    done(
+        "rotated",
+        f"{result.repository} {'/'.join(result.roles)}: root v{result.root_version}; "
         f"revoked {', '.join(k[:12] for k in result.old_keyids)}; "
-        f"new {', '.join(k[:12] for k in result.new_keyids)}"
+        f"new {', '.join(k[:12] for k in result.new_keyids)}",
     )

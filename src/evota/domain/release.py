@@ -177,24 +177,36 @@ def next_release_counter(
 
     Refused (ReleaseRejectedError): a version that already exists for the same ECU type and
     a shared hardware id; a version lower than the newest there, unless a downgrade reason is
-    given (the reason is then signed into the image).
+    given (the reason is then signed into the image); a downgrade reason for a version that is
+    not lower (a reason that would be silently dropped). To roll back to an exact old build,
+    publish it under a local version ("2.4.0+r1"), which sorts between 2.4.0 and 2.4.1.
     """
     new_version = parse_version(version)
     peers = [m for m in existing if m.ecu_type == ecu_type and set(m.hardware_ids) & set(hardware_ids)]
+    newest = max(peers, key=lambda m: parse_version(m.version), default=None)
     for m in peers:
         if parse_version(m.version) == new_version:
             shared = ", ".join(sorted(set(m.hardware_ids) & set(hardware_ids)))
-            raise ReleaseRejectedError(f"{ecu_type} {version} already exists for {shared}")
-    downgrade = None
-    if peers:
-        newest = max(peers, key=lambda m: parse_version(m.version))
-        if new_version < parse_version(newest.version):
-            if not downgrade_reason or not downgrade_reason.strip():
-                raise ReleaseRejectedError(
-                    f"{ecu_type} {version} is lower than the newest {newest.version}; "
-                    "publish it only with --allow-downgrade --reason TEXT"
+            hint = ""
+            if newest is not None and new_version < parse_version(newest.version):
+                hint = (
+                    f"; to roll back to that build, publish it again as {new_version.public}+r1 "
+                    "with --allow-downgrade --reason TEXT"
                 )
-            downgrade = Downgrade(downgrade_reason.strip(), newest.version)
+            raise ReleaseRejectedError(f"{ecu_type} {version} already exists for {shared}{hint}")
+    downgrade = None
+    if newest is not None and new_version < parse_version(newest.version):
+        if not downgrade_reason or not downgrade_reason.strip():
+            raise ReleaseRejectedError(
+                f"{ecu_type} {version} is lower than the newest {newest.version}; "
+                "publish it only with --allow-downgrade --reason TEXT"
+            )
+        downgrade = Downgrade(downgrade_reason.strip(), newest.version)
+    elif downgrade_reason is not None:
+        raise ReleaseRejectedError(
+            f"{ecu_type} {version} is not lower than the newest "
+            f"({newest.version if newest else 'none yet'}); drop --allow-downgrade"
+        )
     counter = max((m.release_counter for m in peers), default=0) + 1
     return counter, downgrade
 

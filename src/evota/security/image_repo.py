@@ -192,9 +192,10 @@ class ImageRepository:
             md = self.chain.targets()
             if path in md.signed.targets:
                 raise ReleaseRejectedError(f"target {path} already exists")
-            if delta_base is not None and delta_base not in md.signed.targets:
-                raise InputError(f"delta base {delta_base} is not in the image repository")
-            existing = [i.meta for i in self.images()]
+            published = {i.path: i.meta for i in self.images()}
+            if delta_base is not None:
+                _check_delta_base(delta_base, published, ecu_type, hardware_ids)
+            existing = list(published.values())
             counter, downgrade = next_release_counter(
                 ecu_type=ecu_type,
                 hardware_ids=hardware_ids,
@@ -279,6 +280,19 @@ class ImageRepository:
         finally:
             os.unlink(tmp)
         return names
+
+
+def _check_delta_base(
+    base: str, published: dict[str, ImageMeta], ecu_type: str, hardware_ids: Sequence[str]
+) -> None:
+    meta = published.get(base)
+    if meta is None:
+        raise InputError(f"delta base {base} is not an image in the image repository")
+    if meta.ecu_type != ecu_type or not set(meta.hardware_ids) & set(hardware_ids):
+        raise InputError(
+            f"delta base {base} is a {meta.ecu_type} image for {'/'.join(meta.hardware_ids)}, "
+            f"not {ecu_type} for {'/'.join(hardware_ids)}"
+        )
 
 
 def _check_source(source: Path) -> None:

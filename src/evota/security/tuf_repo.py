@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from tuf.api.serialization.json import JSONSerializer
 
 from evota.fsutil import atomic_write
 from evota.security.keys import KeyStore, require_signers, sign_as
+
+log = logging.getLogger(__name__)
 
 __all__ = ["METADATA_NAME", "ChainExpiry", "RootHistory", "SignedChain", "expiry_from"]
 
@@ -136,9 +139,15 @@ class SignedChain:
         ts = self.timestamp().signed
         snap = self.snapshot().signed
         targets = self.targets()
-        if self._targets_online and _half_spent(targets.signed.expires, self._expiry.targets, now):
-            self.commit_targets(targets, now)
-            return True
+        if _half_spent(targets.signed.expires, self._expiry.targets, now):
+            if self._targets_online:
+                self.commit_targets(targets, now)
+                return True
+            log.warning(
+                "%s targets expire at %s and are signed offline: re-sign them (any publish does)",
+                self._label,
+                targets.signed.expires.isoformat(),
+            )
         if _half_spent(snap.expires, self._expiry.snapshot, now):
             self._new_snapshot(now, snap.meta["targets.json"].version)
             return True

@@ -72,16 +72,14 @@ def create_app(dep: Deployment, *, refresh_interval_s: float | None = REFRESH_IN
 
 
 async def _refresh_loop(dep: Deployment, interval: float) -> None:
-    """Keep the online metadata (image snapshot/timestamp, director chains) from expiring."""
+    """Keep the image repository's snapshot and timestamp from expiring.
+
+    Director chains need no loop: each is re-signed when its vehicle asks for its timestamp
+    (`Director.metadata_file`), so a fleet of idle vehicles costs nothing.
+    """
     while True:
         try:
-            await asyncio.to_thread(_refresh_all, dep)
+            await asyncio.to_thread(dep.images.refresh)
         except EvotaError as e:
             log.error("refreshing online metadata failed: %s", e)
         await asyncio.sleep(interval)
-
-
-def _refresh_all(dep: Deployment) -> None:
-    dep.images.refresh()
-    for vin in dep.director.vehicles():
-        dep.director.refresh(vin)
