@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/evota demo
 
-test: lint typecheck unit mutation
+test: lint typecheck mutation unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -113,6 +113,20 @@ MUTATIONS = [
         f"{ATTACKS} -k partial_bundle",
     ),
     Mutation(
+        "requirements",
+        UPTANE,
+        "        _check_requires(verified, self.ecus)\n",
+        "",
+        f"{ATTACKS} -k breaks_a_requirement",
+    ),
+    Mutation(
+        "no download after a failed verify",
+        UPTANE,
+        "        self._image_updater, self._directive = None, None",
+        "        pass",
+        f"{ATTACKS}::test_nothing_can_be_downloaded_after_a_failed_verification",
+    ),
+    Mutation(
         "key revocation",
         "src/evota/security/rotation.py",
         "            new_root.revoke_key(keyid, r)\n",

@@ -11,7 +11,7 @@ A home is a folder that holds everything one evota deployment owns:
     HOME/evota.db              the embedded database (SQLite) unless EVOTA_DATABASE_URL is set
 
 Environment variables win over the file: EVOTA_HOME picks the home, EVOTA_DATABASE_URL the
-database, EVOTA_OFFLINE_DIR the offline key folder.
+database, EVOTA_OFFLINE_DIR the offline key folder(s).
 """
 
 from __future__ import annotations
@@ -145,11 +145,19 @@ class Home:
             )
         return HomeSettings.from_toml(self.config_file.read_text(encoding="utf-8"))
 
-    def offline_keys(self) -> Path:
-        """The offline key folder: EVOTA_OFFLINE_DIR, else the setting (relative to home)."""
+    def offline_key_dirs(self) -> list[Path]:
+        """The offline key folders: EVOTA_OFFLINE_DIR, else the setting (relative to home).
+
+        EVOTA_OFFLINE_DIR may list several folders separated by ':' (one per key custodian's
+        medium), so the k keys of a k-of-n root can be brought together for one signing
+        without copying them into one place. New offline keys are written to the first.
+        """
         override = os.environ.get("EVOTA_OFFLINE_DIR")
-        folder = Path(override) if override else Path(self.settings().offline_dir)
-        return folder if folder.is_absolute() else self.path / folder
+        if override:
+            folders = [Path(f) for f in override.split(os.pathsep) if f]
+        else:
+            folders = [Path(self.settings().offline_dir)]
+        return [f if f.is_absolute() else self.path / f for f in folders]
 
     def database_url(self) -> str:
         """EVOTA_DATABASE_URL, else the setting, else SQLite inside the home."""

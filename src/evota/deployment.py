@@ -33,7 +33,7 @@ def open_home(path: Path | str, clock: Clock) -> Deployment:
     """Open an initialised home (ConfigError if it is not one)."""
     home = Home(path)
     settings = home.settings()
-    keys = KeyStore(home.online_keys, home.offline_keys())
+    keys = KeyStore(home.online_keys, home.offline_key_dirs())
     images = ImageRepository(home, keys, clock, settings.expiry)
     director = Director(home, keys, clock, settings.expiry, images)
     if not images.roots.versions() or not director.roots.versions():
@@ -63,7 +63,7 @@ def init_home(
     settings = settings or HomeSettings()
     home.config_file.write_text(settings.to_toml(), encoding="utf-8")
     home.lock_file.touch()  # writers lock it; created now so a refused command writes nothing
-    keys = KeyStore(home.online_keys, home.offline_keys())
+    keys = KeyStore(home.online_keys, home.offline_key_dirs())
     images = ImageRepository(home, keys, clock, settings.expiry)
     director = Director(home, keys, clock, settings.expiry, images)
     images.create(root_threshold=root_threshold, root_keys=root_keys)

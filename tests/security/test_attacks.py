@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from securesystemslib.signer import Signer
-from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
+from tuf.api.metadata import Delegations, Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 
 from evota.clock import SimClock
 from evota.deployment import Deployment
@@ -25,12 +25,15 @@ from evota.security.errors import (
     FreezeError,
     HardwareMismatchError,
     ImageRollbackError,
+    IncompatibleError,
     MetadataRollbackError,
     MixAndMatchError,
     PartialBundleError,
+    RepositoryUnavailableError,
     SignatureError,
     TamperedImageError,
     VehicleMismatchError,
+    VerificationError,
 )
 from evota.security.rotation import RotatableRole, rotate
 from evota.security.tuf_repo import SignedChain
@@ -538,3 +541,96 @@ def test_revoked_director_key_signatures_are_refused(
     )
     with pytest.raises(SignatureError):
         make_primary(vehicle).verify()
+
+
+# ---- verification order and scope --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vcms_version", ["3.0.0", None], ids=["too-old", "unknown"])
+def test_an_assignment_that_breaks_a_requirement_is_refused(
+    vcms_version: str | None,
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+    firmware: Callable[[str, int], Path],
+) -> None:
+    """bms 2.5.0 (in no release) requires vcms>=3.1; the VCMS runs 3.0.0, or nothing known."""
+    bms = dep.images.add_image(
+        firmware("bms-2.5.0.bin", 700),
+        ecu_type="bms",
+        hardware_ids=["bms-gen2"],
+        version="2.5.0",
+        requires=["vcms>=3.1"],
+    )
+    dep.director.assign(vehicle.vin, {"BMS-1": bms.path})
+    installed = InstalledImage("vcms/3.0.0/vcms-3.0.0.bin", vcms_version, 1) if vcms_version else None
+    ecus = [
+        EcuState("GW-1", "gateway", "gw-tcu4"),
+        EcuState("BMS-1", "bms", "bms-gen2"),
+        EcuState("VCMS-1", "vcms", "vcms-gen3", installed),
+    ]
+    with pytest.raises(IncompatibleError, match=r"requires vcms>=3\.1"):
+        make_primary(vehicle, ecus).verify()
+
+
+def test_nothing_can_be_downloaded_after_a_failed_verification(
+    dep: Deployment, published: Published, vehicle: Vehicle, make_primary: MakePrimary, tmp_path: Path
+) -> None:
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    primary = make_primary(vehicle)
+    image = primary.verify().images[0]
+    # The director now sends something the vehicle refuses; the earlier directive is void.
+    sign_director(
+        dep,
+        vehicle.vin,
+        director_targets(
+            dep,
+            vehicle.vin,
+            {
+                published.bms.path: (image_tf(published, "bms"), {"BMS-1": "bms-gen2"}),
+            },
+        ),
+    )
+    with pytest.raises(PartialBundleError):
+        primary.verify()
+    with pytest.raises(RuntimeError):
+        primary.download(image, tmp_path / "x.bin")
+
+
+@pytest.mark.parametrize("case", ["unknown-ecu", "ecu-named-twice", "delegations"])
+def test_malformed_director_targets_are_refused(
+    case: str, dep: Deployment, published: Published, vehicle: Vehicle, make_primary: MakePrimary
+) -> None:
+    entries = {
+        published.vcms.path: (image_tf(published, "vcms"), {"VCMS-1": "vcms-gen3"}),
+        published.bms.path: (image_tf(published, "bms"), {"BMS-1": "bms-gen2"}),
+    }
+    if case == "unknown-ecu":
+        entries[published.bms.path] = (image_tf(published, "bms"), {"BMS-9": "bms-gen2"})
+    elif case == "ecu-named-twice":
+        entries[published.bms.path] = (image_tf(published, "bms"), {"VCMS-1": "vcms-gen3"})
+    targets = director_targets(dep, vehicle.vin, entries)
+    if case == "delegations":
+        targets.delegations = Delegations(keys={}, roles={})
+    sign_director(dep, vehicle.vin, targets)
+    expected: dict[str, tuple[type[VerificationError], str]] = {
+        "unknown-ecu": (VehicleMismatchError, "names ECU BMS-9, which"),
+        "ecu-named-twice": (VehicleMismatchError, "names ECU VCMS-1 more than once"),
+        "delegations": (VerificationError, "must not delegate"),
+    }
+    error, message = expected[case]
+    with pytest.raises(error, match=message):
+        make_primary(vehicle).verify()
+
+
+def test_an_unreachable_repository_is_weather_not_an_attack(
+    dep: Deployment, vehicle: Vehicle, make_primary: MakePrimary
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/repo/director/{vehicle.vin}/metadata/"
+    with pytest.raises(RepositoryUnavailableError):
+        make_primary(vehicle, director_url=dead).verify()

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Metadata, Root, TargetFile
 
 from evota.deployment import Deployment
-from evota.security.errors import FreezeError, HardwareMismatchError, MetadataRollbackError, SignatureError
+from evota.security.errors import (
+    FreezeError,
+    HardwareMismatchError,
+    MetadataRollbackError,
+    SignatureError,
+    VehicleMismatchError,
+)
 from evota.security.uptane import verify_partial
-from tests.conftest import Published, Vehicle
-
-
-def director_root(dep: Deployment) -> Root:
-    return Metadata[Root].from_bytes(dep.director.trust_root()).signed
+from tests.conftest import Published, Vehicle, make_vehicle
 
 
 def current_targets(dep: Deployment, vin: str) -> bytes:
@@ -22,15 +25,22 @@ def current_targets(dep: Deployment, vin: str) -> bytes:
     return (chain.folder / f"{chain.targets().signed.version}.targets.json").read_bytes()
 
 
+def partial(dep: Deployment, vehicle: Vehicle, **overrides: Any) -> TargetFile | None:
+    """verify_partial as the BMS secondary of `vehicle` calls it, unless overridden."""
+    args: dict[str, Any] = {
+        "director_targets": current_targets(dep, vehicle.vin),
+        "director_root": Metadata[Root].from_bytes(dep.director.trust_root()).signed,
+        "vin": vehicle.vin,
+        "ecu_serial": "BMS-1",
+        "hardware_id": "bms-gen2",
+        "now": dep.clock.now(),
+    }
+    return verify_partial(**{**args, **overrides})
+
+
 def test_secondary_finds_its_image(dep: Deployment, published: Published, vehicle: Vehicle) -> None:
     dep.director.assign_release(vehicle.vin, published.release.meta.name)
-    tf = verify_partial(
-        director_targets=current_targets(dep, vehicle.vin),
-        director_root=director_root(dep),
-        ecu_serial="BMS-1",
-        hardware_id="bms-gen2",
-        now=dep.clock.now(),
-    )
+    tf = partial(dep, vehicle)
     assert tf is not None and tf.path == published.bms.path
     assert tf.hashes == published.bms.hashes
 
@@ -39,16 +49,7 @@ def test_secondary_with_nothing_assigned_gets_none(
     dep: Deployment, published: Published, vehicle: Vehicle
 ) -> None:
     dep.director.assign(vehicle.vin, {"BMS-1": published.bms.path})
-    assert (
-        verify_partial(
-            director_targets=current_targets(dep, vehicle.vin),
-            director_root=director_root(dep),
-            ecu_serial="VCMS-1",
-            hardware_id="vcms-gen3",
-            now=dep.clock.now(),
-        )
-        is None
-    )
+    assert partial(dep, vehicle, ecu_serial="VCMS-1", hardware_id="vcms-gen3") is None
 
 
 def test_secondary_refuses_targets_not_signed_by_the_director(
@@ -58,39 +59,27 @@ def test_secondary_refuses_targets_not_signed_by_the_director(
     md = Metadata.from_bytes(current_targets(dep, vehicle.vin))
     md.signed.version += 1  # changes the signed bytes; the signature no longer holds
     with pytest.raises(SignatureError):
-        verify_partial(
-            director_targets=md.to_bytes(),
-            director_root=director_root(dep),
-            ecu_serial="BMS-1",
-            hardware_id="bms-gen2",
-            now=dep.clock.now(),
-        )
+        partial(dep, vehicle, director_targets=md.to_bytes())
 
 
 def test_secondary_refuses_expired_older_and_wrong_hardware(
     dep: Deployment, published: Published, vehicle: Vehicle
 ) -> None:
     dep.director.assign_release(vehicle.vin, published.release.meta.name)
-    data, root, now = current_targets(dep, vehicle.vin), director_root(dep), dep.clock.now()
-    version = Metadata.from_bytes(data).signed.version
+    version = Metadata.from_bytes(current_targets(dep, vehicle.vin)).signed.version
     with pytest.raises(FreezeError):
-        verify_partial(
-            director_targets=data,
-            director_root=root,
-            ecu_serial="BMS-1",
-            hardware_id="bms-gen2",
-            now=now + dt.timedelta(days=2),
-        )
+        partial(dep, vehicle, now=dep.clock.now() + dt.timedelta(days=2))
     with pytest.raises(MetadataRollbackError):
-        verify_partial(
-            director_targets=data,
-            director_root=root,
-            ecu_serial="BMS-1",
-            hardware_id="bms-gen2",
-            now=now,
-            last_version=version + 1,
-        )
+        partial(dep, vehicle, last_version=version + 1)
     with pytest.raises(HardwareMismatchError):
-        verify_partial(
-            director_targets=data, director_root=root, ecu_serial="BMS-1", hardware_id="bms-gen1", now=now
-        )
+        partial(dep, vehicle, hardware_id="bms-gen1")
+
+
+def test_secondary_refuses_another_vehicles_director_targets(
+    dep: Deployment, published: Published, vehicle: Vehicle
+) -> None:
+    other = make_vehicle("1HGCM82633A004352")
+    dep.director.register_vehicle(other.identity)
+    dep.director.assign_release(other.vin, published.release.meta.name)
+    with pytest.raises(VehicleMismatchError):
+        partial(dep, vehicle, director_targets=current_targets(dep, other.vin))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from tuf.api.metadata import Metadata, Root
 
 from evota.clock import SimClock
-from evota.deployment import init_home
+from evota.deployment import init_home, open_home
 from evota.errors import KeyUnavailableError
 from evota.security.rotation import RotatableRole, rotate
 from evota.security.uptane import Primary
@@ -64,3 +65,24 @@ def test_rotation_needs_a_threshold_of_root_keys_at_hand(tmp_path: Path) -> None
     with pytest.raises(KeyUnavailableError, match="needs 2 root key"):
         rotate(dep, RotatableRole.TARGETS)
     assert dep.images.roots.versions() == [1], "a refused rotation writes nothing"
+
+
+def test_k_of_n_root_keys_on_separate_media_are_brought_together_for_one_signing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "h"
+    init_home(home, SimClock(), root_threshold=2, root_keys=3)
+    sticks = [tmp_path / "custodian-a", tmp_path / "custodian-b"]
+    roots = sorted((home / "offline").glob("image-root-*.pem"))
+    for stick, pem in zip(sticks, roots[1:], strict=True):  # root keys 2 and 3 leave the home
+        stick.mkdir()
+        shutil.move(pem, stick / pem.name)
+    with pytest.raises(KeyUnavailableError):
+        rotate(open_home(home, SimClock()), RotatableRole.TARGETS)  # only key 1 at hand
+    # Custodian A brings key 2: with key 1 in the home's offline folder, 2 of 3 are at hand.
+    monkeypatch.setenv("EVOTA_OFFLINE_DIR", os.pathsep.join([str(home / "offline"), str(sticks[0])]))
+    result = rotate(open_home(home, SimClock()), RotatableRole.TARGETS)
+    assert result.root_version == 2
+    new = Metadata[Root].from_bytes((home / "repo" / "image" / "metadata" / "2.root.json").read_bytes())
+    assert len(new.signatures) == 2
+    new.signed.verify_delegate(Root.type, new.signed_bytes, new.signatures)

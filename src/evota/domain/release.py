@@ -5,10 +5,11 @@ names images that must install together, in order. Both are published as TUF tar
 the image repository; the metadata here is what evota signs into each target's `custom`
 field under the key "evota", so a vehicle can check it after full verification.
 
-The release counter is Uptane's defence against rollback by a compromised director: it
-rises by one for every image published for an ECU type and hardware family, and a vehicle
-never accepts a lower counter than it runs. A deliberate downgrade is therefore published
-as a *new* image (old version, higher counter) with its reason signed in.
+The release counter is Uptane's defence against rollback by a compromised director: every
+image published for an ECU type gets a counter above those of all images sharing one of its
+hardware ids, and a vehicle never accepts a lower counter than it runs. A deliberate
+downgrade is therefore published as a *new* image (old version, higher counter) with its
+reason signed in.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ files named `<label>.<keyid>.pem` (mode 0600). Online keys (snapshot, timestamp,
 live in `HOME/keys/`; offline keys (roots, image targets) in the offline folder, which an
 operator can move to an air-gapped machine: signing a role then needs that folder mounted,
 and the error says so. The metadata itself says which key ids a role needs; the store only
-answers "which of these can I sign with here?", so k-of-n root keys may sit on k machines.
+answers "which of these can I sign with here?", searching every offline folder it is given,
+so the k keys of a k-of-n root may live on k custodians' media, mounted together to sign.
+(Collecting signatures on separate machines at separate times is not supported.)
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ __all__ = ["KeyStore", "require_signers", "sign_as"]
 class KeyStore:
     """Private keys in an online and an offline folder."""
 
-    def __init__(self, online_dir: Path, offline_dir: Path) -> None:
+    def __init__(self, online_dir: Path, offline_dirs: Sequence[Path]) -> None:
+        if not offline_dirs:
+            raise ValueError("a key store needs at least one offline folder")
         self.online_dir = online_dir
-        self.offline_dir = offline_dir
+        self.offline_dirs = tuple(offline_dirs)
+
+    @property
+    def offline_dir(self) -> Path:
+        """Where new offline keys are written (the first offline folder)."""
+        return self.offline_dirs[0]
 
     def generate(self, label: str, *, offline: bool) -> Key:
         """Create a new Ed25519 key, store its private half, return its public key."""
@@ -40,7 +49,7 @@ class KeyStore:
         return signer.public_key
 
     def _find(self, keyid: str) -> Path | None:
-        for folder in (self.online_dir, self.offline_dir):
+        for folder in (self.online_dir, *self.offline_dirs):
             if folder.is_dir():
                 for path in folder.glob(f"*.{keyid}.pem"):
                     return path
@@ -74,7 +83,7 @@ def require_signers(role: str, root: Root, store: KeyStore, *, what: str) -> lis
     if len(signers) < role_def.threshold:
         raise KeyUnavailableError(
             f"signing {what} needs {role_def.threshold} {role} key(s), found {len(signers)} "
-            f"(online keys: {store.online_dir}, offline keys: {store.offline_dir}; "
+            f"(online keys: {store.online_dir}, offline keys: {', '.join(map(str, store.offline_dirs))}; "
             "mount the offline folder or set EVOTA_OFFLINE_DIR)"
         )
     return signers

@@ -16,7 +16,7 @@ Full verification (`Primary.verify`), in the standard's order:
 Authenticity first, compatibility after: nothing is downloaded before 1–6 pass.
 
 Partial verification (`verify_partial`): a secondary that keeps only the director's root
-checks the director targets' signatures, version and expiry, and its own entry.
+checks the director targets' signatures, version, expiry and VIN, and its own entry.
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ class Primary:
         self._fetcher = fetcher
         self._config = config
         self._image_updater: ClockedUpdater | None = None
+        self._directive: Directive | None = None
 
     def _updater(self, access: RepositoryAccess, now: dt.datetime) -> ClockedUpdater:
         return ClockedUpdater(
@@ -150,6 +151,7 @@ class Primary:
 
     def verify(self) -> Directive:
         """Full verification; raises a VerificationError subclass naming the attack."""
+        self._image_updater, self._directive = None, None  # a failed verify leaves nothing to download
         now = self._clock.now()
         director = self._updater(self._director, now)
         with tuf_errors("metadata"):
@@ -163,17 +165,23 @@ class Primary:
         image = self._updater(self._image, now)
         with tuf_errors("metadata"):
             image.refresh()
-        self._image_updater = image
         itargets = image.trusted_targets().targets
         verified = [self._match(path, dtf, serial, itargets) for path, dtf, serial in assigned]
         order = _check_bundles(verified, releases, itargets, self.ecus)
         _check_requires(verified, self.ecus)
-        return Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases)
+        directive = Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases)
+        self._image_updater, self._directive = image, directive
+        return directive
 
     def download(self, image: VerifiedImage, dest: Path) -> Path:
-        """Fetch a verified image into `dest` (length-capped, hashes checked)."""
-        if self._image_updater is None:
-            raise RuntimeError("call verify() before download()")
+        """Fetch an image of the last directive into `dest` (length-capped, hashes checked).
+
+        Raises RuntimeError unless the last `verify()` passed and returned `image`.
+        """
+        if self._image_updater is None or self._directive is None:
+            raise RuntimeError("call verify() (and let it pass) before download()")
+        if image not in self._directive.images:
+            raise RuntimeError(f"{image.path} is not part of the verified directive")
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tuf_errors("target"):
             return Path(self._image_updater.download_target(image.target, str(dest)))
@@ -313,6 +321,7 @@ def verify_partial(
     *,
     director_targets: bytes,
     director_root: Root,
+    vin: str,
     ecu_serial: str,
     hardware_id: str,
     now: dt.datetime,
@@ -334,6 +343,9 @@ def verify_partial(
         )
     if md.signed.is_expired(now):
         raise FreezeError(f"director targets expired at {md.signed.expires:%Y-%m-%d %H:%M}")
+    target_vin = director_targets_custom(md.signed).get("vin")
+    if target_vin != vin:
+        raise VehicleMismatchError(f"director targets are for vehicle {target_vin!r}, not {vin}")
     for tf in md.signed.targets.values():
         serials = _ecu_serials(tf)
         if ecu_serial in serials:
