@@ -35,6 +35,7 @@ from evota.security.errors import (
     VehicleMismatchError,
     VerificationError,
 )
+from evota.security.image_repo import PublishedImage
 from evota.security.rotation import RotatableRole, rotate
 from evota.security.tuf_repo import SignedChain
 from evota.security.uptane import EcuState, InstalledImage, Primary
@@ -80,6 +81,19 @@ def sign_director(dep: Deployment, vin: str, targets: Targets) -> None:
     """Sign and publish `targets` for `vin` with the director's online key (a compromise)."""
     chain = dep.director.chain(vin)
     chain.commit_targets(Metadata(targets), dep.clock.now())
+
+
+def running(bms: InstalledImage | None = None, vcms: InstalledImage | None = None) -> list[EcuState]:
+    """The fixture vehicle's ECUs, with what its BMS and VCMS run (None: nothing known)."""
+    return [
+        EcuState("GW-1", "gateway", "gw-tcu4"),
+        EcuState("BMS-1", "bms", "bms-gen2", bms),
+        EcuState("VCMS-1", "vcms", "vcms-gen3", vcms),
+    ]
+
+
+def installed(image: PublishedImage) -> InstalledImage:
+    return InstalledImage(image.path, image.meta.version, image.meta.release_counter)
 
 
 def image_tf(p: Published, name: str) -> TargetFile:
@@ -159,11 +173,7 @@ def test_rollback_to_an_older_image_version_is_refused(
     )
     # The BMS runs 2.5.0; the director (honest API, compromised intent) sends it back to 2.4.0.
     dep.director.assign_release(vehicle.vin, published.release.meta.name)
-    ecus = [
-        EcuState("GW-1", "gateway", "gw-tcu4"),
-        EcuState("BMS-1", "bms", "bms-gen2", InstalledImage(newer.path, "2.5.0", newer.meta.release_counter)),
-        EcuState("VCMS-1", "vcms", "vcms-gen3"),
-    ]
+    ecus = running(bms=installed(newer))
     with pytest.raises(ImageRollbackError):
         make_primary(vehicle, ecus).verify()
 
@@ -194,12 +204,7 @@ def test_a_recorded_downgrade_has_a_higher_counter_and_is_accepted(
     )
     assert back.meta.release_counter > newer.meta.release_counter
     dep.director.assign(vehicle.vin, {"BMS-1": back.path})
-    installed = InstalledImage(published.vcms.path, "3.1.0", published.vcms.meta.release_counter)
-    ecus = [
-        EcuState("GW-1", "gateway", "gw-tcu4"),
-        EcuState("BMS-1", "bms", "bms-gen2", InstalledImage(newer.path, "2.5.0", newer.meta.release_counter)),
-        EcuState("VCMS-1", "vcms", "vcms-gen3", installed),
-    ]
+    ecus = running(bms=installed(newer), vcms=installed(published.vcms))
     directive = make_primary(vehicle, ecus).verify()
     assert [i.path for i in directive.images] == [back.path]
 
@@ -424,12 +429,7 @@ def test_a_release_partly_installed_already_needs_only_the_rest(
     make_primary: MakePrimary,
 ) -> None:
     dep.director.assign(vehicle.vin, {"BMS-1": published.bms.path})
-    vcms = InstalledImage(published.vcms.path, "3.1.0", published.vcms.meta.release_counter)
-    ecus = [
-        EcuState("GW-1", "gateway", "gw-tcu4"),
-        EcuState("BMS-1", "bms", "bms-gen2"),
-        EcuState("VCMS-1", "vcms", "vcms-gen3", vcms),
-    ]
+    ecus = running(vcms=installed(published.vcms))
     assert [i.path for i in make_primary(vehicle, ecus).verify().images] == [published.bms.path]
 
 
@@ -564,12 +564,8 @@ def test_an_assignment_that_breaks_a_requirement_is_refused(
         requires=["vcms>=3.1"],
     )
     dep.director.assign(vehicle.vin, {"BMS-1": bms.path})
-    installed = InstalledImage("vcms/3.0.0/vcms-3.0.0.bin", vcms_version, 1) if vcms_version else None
-    ecus = [
-        EcuState("GW-1", "gateway", "gw-tcu4"),
-        EcuState("BMS-1", "bms", "bms-gen2"),
-        EcuState("VCMS-1", "vcms", "vcms-gen3", installed),
-    ]
+    old_vcms = InstalledImage("vcms/3.0.0/vcms-3.0.0.bin", vcms_version, 1) if vcms_version else None
+    ecus = running(vcms=old_vcms)
     with pytest.raises(IncompatibleError, match=r"requires vcms>=3\.1"):
         make_primary(vehicle, ecus).verify()
 

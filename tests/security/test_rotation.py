@@ -11,7 +11,7 @@ import pytest
 from tuf.api.metadata import Metadata, Root
 
 from evota.clock import SimClock
-from evota.deployment import init_home, open_home
+from evota.deployment import Deployment, init_home, open_home
 from evota.errors import KeyUnavailableError
 from evota.security.rotation import RotatableRole, rotate
 from evota.security.uptane import Primary
@@ -21,14 +21,11 @@ from tests.conftest import Published, Vehicle
 @pytest.mark.parametrize("role", list(RotatableRole), ids=[r.value for r in RotatableRole])
 def test_a_vehicle_holding_the_old_root_walks_to_the_new_one(
     role: RotatableRole,
-    dep: object,
+    dep: Deployment,
     published: Published,
     vehicle: Vehicle,
     make_primary: Callable[..., Primary],
 ) -> None:
-    from evota.deployment import Deployment
-
-    assert isinstance(dep, Deployment)
     dep.director.assign_release(vehicle.vin, published.release.meta.name)
     make_primary(vehicle).verify()
     result = rotate(dep, role)

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from securesystemslib.signer import CryptoSigner, Key, Signer
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 from tuf.api.metadata import Metadata, Root
 
 from evota.errors import KeyUnavailableError
@@ -58,9 +59,12 @@ class KeyStore:
     def signer(self, key: Key) -> Signer | None:
         """A signer for `key` if its private half is in one of the folders, else None."""
         path = self._find(key.keyid)
-        if path is None:
-            return None
-        return Signer.from_priv_key_uri(f"file2:{path}", key)
+        if path is None or not isinstance(key, SSlibKey):
+            return None  # not a file key of ours (e.g. an HSM's): not at hand here
+        # Loaded directly rather than through a "file2:" URI, which securesystemslib would
+        # re-root under $CRYPTO_SIGNER_PATH_PREFIX if an operator happens to set it.
+        private = load_pem_private_key(path.read_bytes(), password=None)
+        return CryptoSigner(private, key)
 
     def retire(self, keyid: str) -> None:
         """Move a replaced key out of use (into `retired/` beside it), keeping it for audit."""
