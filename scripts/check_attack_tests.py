@@ -1,4 +1,4 @@
-"""Prove the attack tests bite: remove each security check, and its test must fail.
+"""Prove the security tests bite: remove each check, and its test must fail.
 
 For every check below, a copy of `src/` is made with that one check disabled, and the attack
 test named after it is run against the copy (PYTHONPATH puts the copy first). The script
@@ -33,6 +33,8 @@ UPTANE = "src/evota/security/uptane.py"
 CLIENT = "src/evota/security/tuf_client.py"
 MANIFEST = "src/evota/security/manifest.py"
 ATTACKS = "tests/security/test_attacks.py"
+WRITE_SNAPSHOT = '        _write(self.folder / f"{version}.snapshot.json", md)\n'
+NEW_TIMESTAMP = "        self._new_timestamp(now, version, first=first)\n"
 
 MUTATIONS = [
     Mutation(
@@ -125,6 +127,13 @@ MUTATIONS = [
         "        self._image_updater, self._directive = None, None",
         "        pass",
         f"{ATTACKS}::test_nothing_can_be_downloaded_after_a_failed_verification",
+    ),
+    Mutation(
+        "snapshot written before the timestamp naming it",
+        "src/evota/security/tuf_repo.py",
+        WRITE_SNAPSHOT + NEW_TIMESTAMP,
+        NEW_TIMESTAMP + WRITE_SNAPSHOT,
+        "tests/security/test_crash_safety.py",
     ),
     Mutation(
         "key revocation",
