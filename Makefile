@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit mutation clean
+.PHONY: demo test lint typecheck unit mutation bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ unit: $(STAMP)
 # Each security check removed in a copy of the source must make its attack test fail.
 mutation: $(STAMP)
 	$(BIN)/python scripts/check_attack_tests.py
+
+# Performance, as ratios against baselines measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/uptane_cycle.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -103,7 +103,7 @@ class Director:
             chain = self.chain(vehicle.vin)
             chain.check_keys()
             atomic_write(folder / "vehicle.json", json.dumps(vehicle.to_dict(), indent=2).encode())
-            chain.create(self.clock.now(), self._targets_for(vehicle.vin, {}, ()))
+            chain.create(self.clock.now(), _targets_for(vehicle, {}, (), {}))
 
     def vehicle(self, vin: str) -> VehicleIdentity:
         path = self._vehicle_dir(vin) / "vehicle.json"
@@ -118,11 +118,7 @@ class Director:
     # ---- assignments -----------------------------------------------------------------------------
     def assignments(self, vin: str) -> dict[str, str]:
         """ECU serial → target path, as currently signed for `vin`."""
-        out: dict[str, str] = {}
-        for path, tf in self.chain(vin).targets().signed.targets.items():
-            for serial in _ecu_serials(tf):
-                out[serial] = path
-        return out
+        return _assignments(self.chain(vin).targets().signed)
 
     def assign(
         self,
@@ -138,28 +134,15 @@ class Director:
         type and hardware, or `release` names a bundle whose images are not all assigned.
         Returns the full assignment now signed.
         """
-        vehicle = self.vehicle(vin)
         published = {i.path: i for i in self.images.images()}
-        for serial, path in ecu_targets.items():
-            _check_assignment(vehicle, serial, path, published)
-        with exclusive_lock(self.home.lock_file):
-            merged = {**self.assignments(vin), **ecu_targets}
-            releases: tuple[str, ...] = ()
-            if release is not None:
-                releases = (self._check_release(release, merged),)
-            chain = self.chain(vin)
-            md = chain.targets()
-            md.signed = self._targets_for(vin, merged, releases, published)
-            chain.commit_targets(md, self.clock.now())
-        return merged
+        return self._assign(self.vehicle(vin), ecu_targets, release, published)
 
     def assign_release(self, vin: str, release: str) -> dict[str, str]:
         """Assign every image of a release to the vehicle's ECU of matching type and hardware."""
         vehicle = self.vehicle(vin)
-        bundle = self._bundle(release)
         published = {i.path: i for i in self.images.images()}
         mapping: dict[str, str] = {}
-        for path in bundle:
+        for path in self._bundle(release):
             meta = published[path].meta
             ecus = [
                 e.serial
@@ -172,14 +155,34 @@ class Director:
                     f"{'/'.join(meta.hardware_ids)} for {path} of release {release}"
                 )
             mapping.update({serial: path for serial in ecus})
-        return self.assign(vin, mapping, release=release)
+        return self._assign(vehicle, mapping, release, published)
+
+    def _assign(
+        self,
+        vehicle: VehicleIdentity,
+        ecu_targets: Mapping[str, str],
+        release: str | None,
+        published: Mapping[str, PublishedImage],
+    ) -> dict[str, str]:
+        for serial, path in ecu_targets.items():
+            _check_assignment(vehicle, serial, path, published)
+        with exclusive_lock(self.home.lock_file):
+            chain = self.chain(vehicle.vin)
+            md = chain.targets()
+            merged = {**_assignments(md.signed), **ecu_targets}
+            releases: tuple[str, ...] = ()
+            if release is not None:
+                releases = (self._check_release(release, merged),)
+            md.signed = _targets_for(vehicle, merged, releases, published)
+            chain.commit_targets(md, self.clock.now())
+        return merged
 
     def clear(self, vin: str) -> None:
         """Remove every assignment of `vin` (its ECUs keep what they run)."""
         with exclusive_lock(self.home.lock_file):
             chain = self.chain(vin)
             md = chain.targets()
-            md.signed = self._targets_for(vin, {}, ())
+            md.signed = _targets_for(self.vehicle(vin), {}, (), {})
             chain.commit_targets(md, self.clock.now())
 
     # ---- serving ---------------------------------------------------------------------------------
@@ -224,31 +227,32 @@ class Director:
             raise InputError(f"release {release} must install together; not assigned: {', '.join(missing)}")
         return bundle_target_path(release)
 
-    def _targets_for(
-        self,
-        vin: str,
-        assignment: Mapping[str, str],
-        releases: tuple[str, ...],
-        published: Mapping[str, PublishedImage] | None = None,
-    ) -> Targets:
-        vehicle = self.vehicle(vin)
-        published = published if published is not None else {i.path: i for i in self.images.images()}
-        by_path: dict[str, dict[str, str]] = {}
-        for serial, path in sorted(assignment.items()):
-            ecu = vehicle.ecu(serial)
-            assert ecu is not None
-            by_path.setdefault(path, {})[serial] = ecu.hardware_id
-        targets = Targets(version=1)
-        for path, serials in by_path.items():
-            image = published[path]
-            targets.targets[path] = TargetFile(
-                image.length,
-                dict(image.hashes),
-                path,
-                {"custom": {CUSTOM_KEY: {"ecu_serials": serials}}},
-            )
-        targets.unrecognized_fields["custom"] = {CUSTOM_KEY: {"vin": vin, "releases": list(releases)}}
-        return targets
+
+def _assignments(targets: Targets) -> dict[str, str]:
+    """ECU serial → target path, from a director targets role."""
+    return {serial: path for path, tf in targets.targets.items() for serial in _ecu_serials(tf)}
+
+
+def _targets_for(
+    vehicle: VehicleIdentity,
+    assignment: Mapping[str, str],
+    releases: tuple[str, ...],
+    published: Mapping[str, PublishedImage],
+) -> Targets:
+    """The director targets for `vehicle`: its VIN, releases, and each image's ECU serials."""
+    by_path: dict[str, dict[str, str]] = {}
+    for serial, path in sorted(assignment.items()):
+        ecu = vehicle.ecu(serial)
+        assert ecu is not None  # checked by _check_assignment
+        by_path.setdefault(path, {})[serial] = ecu.hardware_id
+    targets = Targets(version=1)
+    for path, serials in by_path.items():
+        image = published[path]
+        targets.targets[path] = TargetFile(
+            image.length, dict(image.hashes), path, {"custom": {CUSTOM_KEY: {"ecu_serials": serials}}}
+        )
+    targets.unrecognized_fields["custom"] = {CUSTOM_KEY: {"vin": vehicle.vin, "releases": list(releases)}}
+    return targets
 
 
 def _ecu_serials(tf: TargetFile) -> dict[str, str]:

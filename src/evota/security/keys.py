@@ -35,6 +35,9 @@ class KeyStore:
             raise ValueError("a key store needs at least one offline folder")
         self.online_dir = online_dir
         self.offline_dirs = tuple(offline_dirs)
+        # Online signers are used on every publish and refresh; keep them loaded while their
+        # file is unchanged. Offline keys are never cached: they leave memory after use.
+        self._online: dict[str, tuple[Path, int, Signer]] = {}
 
     @property
     def offline_dir(self) -> Path:
@@ -58,16 +61,29 @@ class KeyStore:
 
     def signer(self, key: Key) -> Signer | None:
         """A signer for `key` if its private half is in one of the folders, else None."""
+        cached = self._online.get(key.keyid)
+        if cached is not None:
+            cached_path, mtime, cached_signer = cached
+            try:
+                if cached_path.stat().st_mtime_ns == mtime:
+                    return cached_signer
+            except FileNotFoundError:
+                pass
+            del self._online[key.keyid]
         path = self._find(key.keyid)
         if path is None or not isinstance(key, SSlibKey):
             return None  # not a file key of ours (e.g. an HSM's): not at hand here
         # Loaded directly rather than through a "file2:" URI, which securesystemslib would
         # re-root under $CRYPTO_SIGNER_PATH_PREFIX if an operator happens to set it.
         private = load_pem_private_key(path.read_bytes(), password=None)
-        return CryptoSigner(private, key)
+        signer = CryptoSigner(private, key)
+        if path.parent == self.online_dir:
+            self._online[key.keyid] = (path, path.stat().st_mtime_ns, signer)
+        return signer
 
     def retire(self, keyid: str) -> None:
         """Move a replaced key out of use (into `retired/` beside it), keeping it for audit."""
+        self._online.pop(keyid, None)
         path = self._find(keyid)
         if path is not None:
             retired = path.parent / "retired"

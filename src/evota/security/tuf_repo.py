@@ -48,22 +48,41 @@ class RootHistory:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._memo: tuple[tuple[str, int, int], Metadata[Root]] | None = None
 
     def versions(self) -> list[int]:
         found = [int(p.name.split(".", 1)[0]) for p in self.folder.glob("*.root.json")]
         return sorted(v for v in found if v > 0)
 
     def current(self) -> Metadata[Root]:
+        """The current root (memoised per file; treat it as read-only)."""
         versions = self.versions()
         if not versions:
             raise FileNotFoundError(f"no root metadata in {self.folder}")
-        return Metadata[Root].from_file(str(self.folder / f"{versions[-1]}.root.json"))
+        path = self.folder / f"{versions[-1]}.root.json"
+        st = path.stat()
+        key = (path.name, st.st_mtime_ns, st.st_size)
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, Metadata[Root].from_file(str(path)))
+        return self._memo[1]
 
     def current_bytes(self) -> bytes:
         return (self.folder / f"{self.versions()[-1]}.root.json").read_bytes()
 
     def write(self, md: Metadata[Root]) -> None:
         _write(self.folder / f"{md.signed.version}.root.json", md)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Versions:
+    """The versions of a chain as it stands: the next write of each role is one above."""
+
+    timestamp: int
+    snapshot: int
+    targets: int
+
+
+_NEW_CHAIN = _Versions(0, 0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,26 +138,24 @@ class SignedChain:
 
     def commit_targets(self, md: Metadata[Targets], now: dt.datetime, *, first: bool = False) -> None:
         """Sign `md` as the next targets version, then a new snapshot and timestamp."""
-        root = self._root()
         self.check_keys()
-        if not first:
-            md.signed.version = self.targets().signed.version + 1
-        else:
-            md.signed.version = 1
+        v = _NEW_CHAIN if first else self._versions()
+        md.signed.version = v.targets + 1
         md.signed.expires = expiry_from(now, self._expiry.targets)
-        sign_as(md, Targets.type, root, self._store, what=f"{self._label} targets")
+        sign_as(md, Targets.type, self._root(), self._store, what=f"{self._label} targets")
         _write(self.folder / f"{md.signed.version}.targets.json", md)
-        self._new_snapshot(now, md.signed.version, first=first)
+        self._write_snapshot(now, md.signed.version, v)
 
     def refresh(self, now: dt.datetime) -> bool:
         """Re-sign online roles that have used half their lifetime; True if anything changed.
 
         Targets of the image repository are signed offline and cannot be refreshed here: a
-        repository whose targets expire must be re-signed by an operator (and says so).
+        repository whose targets expire must be re-signed by an operator, and a warning says so.
         """
         ts = self.timestamp().signed
         snap = self.snapshot().signed
         targets = self.targets()
+        v = _Versions(ts.version, snap.version, targets.signed.version)
         if _half_spent(targets.signed.expires, self._expiry.targets, now):
             if self._targets_online:
                 self.commit_targets(targets, now)
@@ -149,10 +166,10 @@ class SignedChain:
                 targets.signed.expires.isoformat(),
             )
         if _half_spent(snap.expires, self._expiry.snapshot, now):
-            self._new_snapshot(now, snap.meta["targets.json"].version)
+            self._write_snapshot(now, v.targets, v)
             return True
         if _half_spent(ts.expires, self._expiry.timestamp, now):
-            self._new_timestamp(now, snap.version)
+            self._write_timestamp(now, v.snapshot, v)
             return True
         return False
 
@@ -168,7 +185,8 @@ class SignedChain:
 
     def resign_online(self, now: dt.datetime) -> None:
         """New snapshot and timestamp versions (after an online key rotation)."""
-        self._new_snapshot(now, self.snapshot().signed.meta["targets.json"].version)
+        v = self._versions()
+        self._write_snapshot(now, v.targets, v)
 
     def check_keys(self) -> None:
         """KeyUnavailableError unless every key a new targets version needs is at hand.
@@ -179,22 +197,26 @@ class SignedChain:
         for role in (Targets.type, Snapshot.type, Timestamp.type):
             require_signers(role, root, self._store, what=f"{self._label} {role}")
 
-    def _new_snapshot(self, now: dt.datetime, targets_version: int, *, first: bool = False) -> None:
-        version = 1 if first else self.snapshot().signed.version + 1
+    def _versions(self) -> _Versions:
+        ts = self.timestamp().signed
+        snap_version = ts.snapshot_meta.version
+        snap = Metadata[Snapshot].from_file(str(self.folder / f"{snap_version}.snapshot.json")).signed
+        return _Versions(ts.version, snap_version, snap.meta["targets.json"].version)
+
+    def _write_snapshot(self, now: dt.datetime, targets_version: int, v: _Versions) -> None:
         snap = Snapshot(
-            version=version,
+            version=v.snapshot + 1,
             expires=expiry_from(now, self._expiry.snapshot),
             meta={"targets.json": MetaFile(version=targets_version)},
         )
         md = Metadata(snap)
         sign_as(md, Snapshot.type, self._root(), self._store, what=f"{self._label} snapshot")
-        _write(self.folder / f"{version}.snapshot.json", md)
-        self._new_timestamp(now, version, first=first)
+        _write(self.folder / f"{snap.version}.snapshot.json", md)
+        self._write_timestamp(now, snap.version, v)
 
-    def _new_timestamp(self, now: dt.datetime, snapshot_version: int, *, first: bool = False) -> None:
-        version = 1 if first else self.timestamp().signed.version + 1
+    def _write_timestamp(self, now: dt.datetime, snapshot_version: int, v: _Versions) -> None:
         ts = Timestamp(
-            version=version,
+            version=v.timestamp + 1,
             expires=expiry_from(now, self._expiry.timestamp),
             snapshot_meta=MetaFile(version=snapshot_version),
         )
