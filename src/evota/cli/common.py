@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -20,8 +22,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Markup off: user input (paths, reasons, ids) is printed verbatim, never interpreted; soft
-# wrap so a message stays one line when stdout/stderr is a pipe or a file.
-console = Console(markup=False, highlight=False, soft_wrap=True)
+# wrap so a message stays one line when stdout/stderr is a pipe or a file. A pipe or file has
+# no width, so tables get room there (rich would assume 80 columns and cut target paths).
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+console = Console(markup=False, highlight=False, soft_wrap=True, width=_PIPE_WIDTH)
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 

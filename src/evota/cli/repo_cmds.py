@@ -129,16 +129,18 @@ def release_list(home: HomeOpt = DEFAULT_HOME, as_json: JsonOpt = False) -> None
     if as_json:
         print_json({"images": [i.to_json() for i in images], "releases": [b.to_json() for b in bundles]})
         return
-    table = Table("target", "ecu", "hardware", "version", "counter", "kind", "requires")
+    table = Table("ecu", "hardware", "version", "counter", "kind", "requires")
+    # Target paths are what operators copy into other commands: fold, never truncate.
+    table.add_column("target", overflow="fold")
     for i in sorted(images, key=lambda i: (i.meta.ecu_type, i.meta.release_counter)):
         table.add_row(
-            i.path,
             i.meta.ecu_type,
             ", ".join(i.meta.hardware_ids),
             i.meta.version,
             str(i.meta.release_counter),
             i.meta.kind.value,
             ", ".join(str(r) for r in i.meta.requires),
+            i.path,
         )
     console.print(table)
     for b in bundles:
