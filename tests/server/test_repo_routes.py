@@ -28,6 +28,18 @@ def test_metadata_and_targets_are_served_in_the_tuf_layout(
         assert http.get(sha512_url).content == body.content
 
 
+def test_unversioned_root_json_is_the_current_root(dep: Deployment, vehicle: Vehicle, server: str) -> None:
+    from evota.security.rotation import RotatableRole, rotate
+
+    rotate(dep, RotatableRole.TIMESTAMP)
+    rotate(dep, RotatableRole.DIRECTOR)
+    with httpx.Client(base_url=server) as http:
+        image = http.get("/repo/image/metadata/root.json")
+        director = http.get(f"/repo/director/{vehicle.vin}/metadata/root.json")
+    assert image.json()["signed"]["version"] == 2 and image.content == dep.images.trust_root()
+    assert director.json()["signed"]["version"] == 2 and director.content == dep.director.trust_root()
+
+
 def test_targets_support_http_range_for_resumable_downloads(
     dep: Deployment, published: Published, server: str
 ) -> None:

@@ -194,6 +194,8 @@ class Director:
             validate_vin(vin)
         except InputError:
             return None
+        if name == "root.json":  # unversioned: the current root
+            name = f"{self.roots.versions()[-1]}.root.json"
         if name.endswith(".root.json") and name[0].isdigit():
             path = self.roots.folder / name
         else:

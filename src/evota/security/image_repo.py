@@ -152,6 +152,8 @@ class ImageRepository:
         """The file behind a metadata URL name, or None (names are checked, never joined raw)."""
         if not METADATA_NAME.fullmatch(name):
             return None
+        if name == "root.json":  # unversioned: the current root, for clients that bootstrap so
+            name = f"{self.roots.versions()[-1]}.root.json"
         path = self.metadata_dir / name
         return path if path.is_file() else None
 
