@@ -33,8 +33,8 @@ UPTANE = "src/evota/security/uptane.py"
 CLIENT = "src/evota/security/tuf_client.py"
 MANIFEST = "src/evota/security/manifest.py"
 ATTACKS = "tests/security/test_attacks.py"
-WRITE_SNAPSHOT = '        _write(self.folder / f"{version}.snapshot.json", md)\n'
-NEW_TIMESTAMP = "        self._new_timestamp(now, version, first=first)\n"
+WRITE_SNAPSHOT = '        _write(self.folder / f"{snap.version}.snapshot.json", md)\n'
+NEW_TIMESTAMP = "        self._write_timestamp(now, snap.version, v)\n"
 
 MUTATIONS = [
     Mutation(
@@ -110,15 +110,15 @@ MUTATIONS = [
     Mutation(
         "whole releases",
         UPTANE,
-        "        order = _check_bundles(verified, releases, itargets, self.ecus)\n",
-        "        order = lambda v: (0, v.path, v.ecu_serial)  # noqa: E731\n",
+        "        if incomplete:\n            raise PartialBundleError",
+        "        if False:\n            raise PartialBundleError",
         f"{ATTACKS} -k partial_bundle",
     ),
     Mutation(
         "requirements",
         UPTANE,
-        "        _check_requires(verified, self.ecus)\n",
-        "",
+        "        if broken:\n            raise IncompatibleError",
+        "        if False:\n            raise IncompatibleError",
         f"{ATTACKS} -k breaks_a_requirement",
     ),
     Mutation(
@@ -134,6 +134,27 @@ MUTATIONS = [
         WRITE_SNAPSHOT + NEW_TIMESTAMP,
         NEW_TIMESTAMP + WRITE_SNAPSHOT,
         "tests/security/test_crash_safety.py",
+    ),
+    Mutation(
+        "director metadata staged until verified",
+        UPTANE,
+        "            director = self._updater(dataclasses.replace(self._director, cache_dir=staging), now)",
+        "            director = self._updater(self._director, now)",
+        f"{ATTACKS}::test_another_vehicles_director_metadata_does_not_lock_the_vehicle_out",
+    ),
+    Mutation(
+        "releases judged after the update",
+        UPTANE,
+        "        incomplete = incomplete_releases(after, bundles, releases, installing)",
+        "        incomplete = incomplete_releases([*before, *after], bundles, releases, installing)",
+        f"{ATTACKS}::test_partial_bundle_an_image_the_update_replaces_does_not_complete_a_release",
+    ),
+    Mutation(
+        "an update breaks no installed constraint",
+        "src/evota/domain/compat.py",
+        "        if u.serial in changed or (u.serial, str(u.requirement)) not in unmet_before",
+        "        if u.serial in changed",
+        f"{ATTACKS}::test_an_update_must_not_break_a_requirement_of_an_installed_image",
     ),
     Mutation(
         "key revocation",

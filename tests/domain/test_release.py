@@ -491,6 +491,11 @@ def test_image_target_path() -> None:
         pytest.param(".hidden", id="hidden"),
         pytest.param("..", id="dot-dot"),
         pytest.param("a/b", id="slash"),
+        pytest.param("tms#1.bin", id="url-fragment"),
+        pytest.param("tms?.bin", id="url-query"),
+        pytest.param("tms%2e.bin", id="percent"),
+        pytest.param("bms 2.bin", id="space"),
+        pytest.param("x" * 129, id="too-long"),
     ],
 )
 def test_image_target_path_refuses(filename: str) -> None:

@@ -630,3 +630,117 @@ def test_an_unreachable_repository_is_weather_not_an_attack(
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/repo/director/{vehicle.vin}/metadata/"
     with pytest.raises(RepositoryUnavailableError):
         make_primary(vehicle, director_url=dead).verify()
+
+
+# ---- found in review: the cache, whole releases and constraints after the update ---------------
+
+
+def test_another_vehicles_director_metadata_does_not_lock_the_vehicle_out(
+    dep: Deployment, published: Published, vehicle: Vehicle, make_primary: MakePrimary, server: str
+) -> None:
+    """A man in the middle serves another car's (validly signed, higher-versioned) chain once.
+    It is refused, and must leave nothing behind: the next honest cycle verifies."""
+    other = make_vehicle("1HGCM82633A004352")
+    dep.director.register_vehicle(other.identity)
+    for _ in range(4):  # the other car's chain has the higher versions
+        dep.director.assign_release(other.vin, published.release.meta.name)
+        dep.director.clear(other.vin)
+    dep.director.assign_release(other.vin, published.release.meta.name)
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    with pytest.raises(VehicleMismatchError):
+        make_primary(vehicle, director_url=f"{server}/repo/director/{other.vin}/metadata/").verify()
+    for _ in range(2):
+        assert len(make_primary(vehicle).verify().images) == 2
+
+
+def test_partial_bundle_an_image_the_update_replaces_does_not_complete_a_release(
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+    firmware: Callable[[str, int], Path],
+) -> None:
+    """The VCMS runs the release's image, but the same update replaces it: not whole."""
+    vcms_32 = dep.images.add_image(
+        firmware("vcms-3.2.0.bin", 900), ecu_type="vcms", hardware_ids=["vcms-gen3"], version="3.2.0"
+    )
+    sign_director(
+        dep,
+        vehicle.vin,
+        director_targets(
+            dep,
+            vehicle.vin,
+            {
+                published.bms.path: (image_tf(published, "bms"), {"BMS-1": "bms-gen2"}),
+                vcms_32.path: (
+                    TargetFile(vcms_32.length, dict(vcms_32.hashes), vcms_32.path),
+                    {"VCMS-1": "vcms-gen3"},
+                ),
+            },
+            [published.release.path],
+        ),
+    )
+    with pytest.raises(PartialBundleError, match="would be incomplete"):
+        make_primary(vehicle, running(vcms=installed(published.vcms))).verify()
+
+
+def test_an_update_must_not_break_a_requirement_of_an_installed_image(
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+    firmware: Callable[[str, int], Path],
+) -> None:
+    """bms 2.4.0 (installed) requires vcms>=3.1; a recorded VCMS downgrade alone would break it."""
+    vcms_30 = dep.images.add_image(
+        firmware("vcms-3.0.0.bin", 900),
+        ecu_type="vcms",
+        hardware_ids=["vcms-gen3"],
+        version="3.0.0",
+        downgrade_reason="field test",
+    )
+    dep.director.assign(vehicle.vin, {"VCMS-1": vcms_30.path})
+    ecus = running(bms=installed(published.bms), vcms=installed(published.vcms))
+    with pytest.raises(
+        IncompatibleError, match=r"bms-2\.4\.0\.bin requires vcms>=3\.1; vcms would run 3\.0\.0"
+    ):
+        make_primary(vehicle, ecus).verify()
+
+
+def test_a_requirement_unmet_before_the_update_does_not_block_an_unrelated_update(
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+) -> None:
+    """The BMS runs 2.4.0 while the VCMS version is unknown (a factory image): updating the
+    VCMS to the release's 3.1.0 is allowed, and fixes the constraint."""
+    dep.director.assign(vehicle.vin, {"VCMS-1": published.vcms.path})
+    directive = make_primary(vehicle, running(bms=installed(published.bms))).verify()
+    assert [i.path for i in directive.images] == [published.vcms.path]
+
+
+def test_director_targets_with_malformed_releases_are_refused_with_a_verification_error(
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+) -> None:
+    targets = director_targets(
+        dep,
+        vehicle.vin,
+        {
+            published.bms.path: (image_tf(published, "bms"), {"BMS-1": "bms-gen2"}),
+        },
+    )
+    targets.unrecognized_fields["custom"][CUSTOM_KEY]["releases"] = None
+    sign_director(dep, vehicle.vin, targets)
+    with pytest.raises(VerificationError, match="'releases' must be a list"):
+        make_primary(vehicle).verify()
+
+
+def test_a_primary_with_an_ecu_serial_listed_twice_is_a_bug(
+    dep: Deployment, vehicle: Vehicle, make_primary: MakePrimary
+) -> None:
+    with pytest.raises(ValueError, match="listed twice"):
+        make_primary(vehicle, [*vehicle.ecu_states(), EcuState("BMS-1", "bms", "bms-gen2")])

@@ -88,6 +88,16 @@ def test_replayed_ecu_report_inside_a_new_manifest_is_refused() -> None:
         )
 
 
+def _signed_without_time(v: Vehicle) -> bytes:
+    from securesystemslib.formats import encode_canonical
+
+    envelope = json.loads(manifest(v))
+    del envelope["signed"]["time"]
+    payload = str(encode_canonical(envelope["signed"])).encode()
+    envelope["signatures"] = [v.signers["GW-1"].sign(payload).to_dict()]
+    return json.dumps(envelope).encode()
+
+
 CASES = {
     "primary-signed-by-other-key": (
         lambda v: manifest(v, signer=CryptoSigner.generate_ed25519()),
@@ -100,6 +110,11 @@ CASES = {
     "other-vin": (lambda v: manifest(v, vin="1HGCM82633A004352"), VehicleMismatchError),
     "from-the-future": (lambda v: manifest(v, time=START + dt.timedelta(hours=1)), ManifestError),
     "not-json": (lambda v: b"{not json", ManifestError),
+    "unsignable-float": (
+        lambda v: manifest(v).replace(b'"manifest_counter": 1', b'"manifest_counter": 1.5'),
+        ManifestError,
+    ),
+    "signed-without-time": (lambda v: _signed_without_time(v), ManifestError),
     "too-large": (lambda v: b" " * 300_000, ManifestError),
     "tampered-after-signing": (
         lambda v: manifest(v).replace(b'"manifest_counter": 1', b'"manifest_counter": 9'),

@@ -15,6 +15,7 @@ from evota.security.errors import (
     MetadataRollbackError,
     SignatureError,
     VehicleMismatchError,
+    VerificationError,
 )
 from evota.security.uptane import verify_partial
 from tests.conftest import Published, Vehicle, make_vehicle
@@ -83,3 +84,29 @@ def test_secondary_refuses_another_vehicles_director_targets(
     dep.director.assign_release(other.vin, published.release.meta.name)
     with pytest.raises(VehicleMismatchError):
         partial(dep, vehicle, director_targets=current_targets(dep, other.vin))
+
+
+@pytest.mark.parametrize("case", ["delegations", "ecu-named-twice"])
+def test_secondary_refuses_what_full_verification_refuses(
+    case: str, dep: Deployment, published: Published, vehicle: Vehicle
+) -> None:
+    from tuf.api.metadata import Delegations
+
+    from evota.domain.release import CUSTOM_KEY
+
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    chain = dep.director.chain(vehicle.vin)
+    md = chain.targets()
+    if case == "delegations":
+        md.signed.delegations = Delegations(keys={}, roles={})
+    else:
+        for tf in md.signed.targets.values():
+            tf.unrecognized_fields["custom"][CUSTOM_KEY]["ecu_serials"]["BMS-1"] = "bms-gen2"
+    chain.commit_targets(md, dep.clock.now())
+    expected = {
+        "delegations": (VerificationError, "must not delegate"),
+        "ecu-named-twice": (VehicleMismatchError, "names ECU BMS-1 more than once"),
+    }
+    error, message = expected[case]
+    with pytest.raises(error, match=message):
+        partial(dep, vehicle)

@@ -37,6 +37,7 @@ def test_unversioned_root_json_is_the_current_root(dep: Deployment, vehicle: Veh
         image = http.get("/repo/image/metadata/root.json")
         director = http.get(f"/repo/director/{vehicle.vin}/metadata/root.json")
     assert image.json()["signed"]["version"] == 2 and image.content == dep.images.trust_root()
+    assert image.headers["cache-control"] == "no-store"  # it changes at every rotation
     assert director.json()["signed"]["version"] == 2 and director.content == dep.director.trust_root()
 
 

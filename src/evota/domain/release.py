@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 CUSTOM_KEY = "evota"
+_FILENAME = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
 BUNDLE_DIR = "releases"
 
 
@@ -100,7 +102,7 @@ class ImageMeta:
     @classmethod
     def from_custom(cls, custom: Mapping[str, Any]) -> ImageMeta:
         """Parse a target's custom field; raises ValueError if it is not an evota image."""
-        body = custom.get(CUSTOM_KEY)
+        body = custom.get(CUSTOM_KEY) if isinstance(custom, Mapping) else None
         if not isinstance(body, Mapping) or body.get("type") != "image":
             raise ValueError("target carries no evota image metadata")
         try:
@@ -146,7 +148,7 @@ class BundleMeta:
 
     @classmethod
     def from_custom(cls, custom: Mapping[str, Any]) -> BundleMeta:
-        body = custom.get(CUSTOM_KEY)
+        body = custom.get(CUSTOM_KEY) if isinstance(custom, Mapping) else None
         if not isinstance(body, Mapping) or body.get("type") != "bundle":
             raise ValueError("target carries no evota bundle metadata")
         try:
@@ -157,8 +159,12 @@ class BundleMeta:
 
 def image_target_path(ecu_type: str, version: str, filename: str) -> str:
     """Where an image lives in the image repository: `<ecu_type>/<version>/<filename>`."""
-    if not filename or "/" in filename or filename.startswith("."):
-        raise InputError(f"image file name {filename!r} cannot be published")
+    # TUF clients put target names into URLs without encoding them, so only characters that
+    # mean the same in a URL path are allowed.
+    if not _FILENAME.fullmatch(filename or "") or filename.startswith("."):
+        raise InputError(
+            f"image file name {filename!r} cannot be published (use letters, digits and . _ + -)"
+        )
     return f"{ecu_type}/{version}/{filename}"
 
 

@@ -170,10 +170,17 @@ class Director:
             chain = self.chain(vehicle.vin)
             md = chain.targets()
             merged = {**_assignments(md.signed), **ecu_targets}
-            releases: tuple[str, ...] = ()
+            # Releases signed earlier stay named while all their images stay assigned, so a
+            # later assignment (another ECU) does not lose the install order they give.
+            releases = [
+                r
+                for r in director_targets_custom(md.signed).get("releases", [])
+                if self._release_whole(r, merged)
+            ]
             if release is not None:
-                releases = (self._check_release(release, merged),)
-            md.signed = _targets_for(vehicle, merged, releases, published)
+                path = self._check_release(release, merged)
+                releases = [*(r for r in releases if r != path), path]
+            md.signed = _targets_for(vehicle, merged, tuple(releases), published)
             chain.commit_targets(md, self.clock.now())
         return merged
 
@@ -222,6 +229,10 @@ class Director:
             if b.path == path:
                 return b.meta.images
         raise InputError(f"release {release} is not in the image repository")
+
+    def _release_whole(self, release_path: str, merged: Mapping[str, str]) -> bool:
+        bundle = next((b for b in self.images.bundles() if b.path == release_path), None)
+        return bundle is not None and set(bundle.meta.images) <= set(merged.values())
 
     def _check_release(self, release: str, merged: Mapping[str, str]) -> str:
         missing = [p for p in self._bundle(release) if p not in merged.values()]

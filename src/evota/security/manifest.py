@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.exceptions import FormatError, UnverifiedSignatureError
 from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import Key, Signature, Signer, SSlibKey
 
@@ -175,7 +175,10 @@ def _check_signature(envelope: Mapping[str, Any], ecu: EcuIdentity, what: str) -
         raise ManifestError(f"malformed {what} envelope: {e!r}") from e
     if not isinstance(signed, Mapping):
         raise ManifestError(f"malformed {what}: 'signed' is not an object")
-    payload = _canonical(signed)
+    try:
+        payload = _canonical(signed)
+    except FormatError as e:  # e.g. a float: canonical JSON cannot carry it, so it was never signed
+        raise ManifestError(f"malformed {what}: {e}") from e
     for sig in sigs:
         if sig.keyid != keyid:
             continue
@@ -223,7 +226,7 @@ def verify_vehicle_manifest(
         raise VehicleMismatchError(
             f"manifest is for {vin}/{primary}, not {vehicle.vin}/{vehicle.primary_serial}"
         )
-    time = _parse_time(signed["time"])
+    time = _parse_time(signed.get("time"))
     if time > now + max_future_skew:
         raise ManifestError(f"manifest is dated in the future ({_time(time)})")
     last = last or ManifestCounters()

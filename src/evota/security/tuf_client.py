@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -40,7 +41,7 @@ from evota.security.errors import (
     VerificationError,
 )
 
-__all__ = ["ClockedUpdater", "tuf_errors"]
+__all__ = ["ClockedUpdater", "staged_cache", "tuf_errors"]
 
 # TrustedMetadataSet's wording when a file is not the version its parent names:
 # "Expected snapshot version 3, got 2" and "Expected targets v3, got v2."
@@ -105,3 +106,32 @@ def tuf_errors(phase: Literal["metadata", "target"]) -> Iterator[None]:
         raise VerificationError(f"repository metadata refused: {e}") from e
     except tuf_exc.DownloadError as e:
         raise RepositoryUnavailableError(f"download failed: {e!r}") from e
+
+
+@contextlib.contextmanager
+def staged_cache(cache: Path) -> Iterator[Path]:
+    """A copy of a client metadata cache, put in the cache's place only if the block succeeds.
+
+    ngclient persists each file as soon as it verifies it; a caller whose own checks come
+    after (Uptane's director checks) must not keep metadata those checks refuse. The swap is
+    two renames; a cut between them is repaired the next time (the previous cache returns).
+    """
+    staging = cache.with_name(f".{cache.name}.staging")
+    previous = cache.with_name(f".{cache.name}.previous")
+    if not cache.exists() and previous.exists():
+        previous.rename(cache)  # a commit was cut between its two renames
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+    if cache.exists():
+        shutil.copytree(cache, staging, symlinks=True)
+    else:
+        staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if cache.exists():
+        cache.rename(previous)
+    staging.rename(cache)
+    shutil.rmtree(previous, ignore_errors=True)

@@ -9,11 +9,17 @@ Full verification (`Primary.verify`), in the standard's order:
   4. the match: each director target exists in the image repository with the same length
      and every hash, is an evota image for the ECU's type and hardware, and has a release
      counter no lower than the ECU runs;
-  5. releases are whole: an image that belongs to a release bundle comes with the rest of
-     at least one of its bundles (assigned, or already installed), and every release the
-     director names is complete;
-  6. the resulting versions satisfy every `requires` of the assigned images.
+  5. releases are whole in the state after the update (each ECU: its assigned image, else
+     what it runs): every release the director names, and for each image being installed at
+     least one release it belongs to;
+  6. every `requires` of an image being installed holds after the update, and the update
+     breaks no `requires` of an image staying installed (`evota.domain.compat`).
 Authenticity first, compatibility after: nothing is downloaded before 1–6 pass.
+
+The director's metadata is verified in a staging copy of its cache and committed only when
+all of 1–6 pass. Otherwise a validly signed chain that fails a later check (another
+vehicle's, replayed by a man in the middle) would sit in the cache with higher versions
+than this vehicle's own, and every honest update after it would look like a rollback.
 
 Partial verification (`verify_partial`): a secondary that keeps only the director's root
 checks the director targets' signatures, version, expiry and VIN, and its own entry.
@@ -23,15 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, UpdaterConfig
 
 from evota.clock import Clock
+from evota.domain.compat import EcuImage, incomplete_releases, install_rank, update_problems
 from evota.domain.release import CUSTOM_KEY, BundleMeta, ImageMeta
-from evota.domain.versions import parse_version
 from evota.security.director import director_targets_custom
 from evota.security.errors import (
     DirectorImageMismatchError,
@@ -44,7 +50,7 @@ from evota.security.errors import (
     VehicleMismatchError,
     VerificationError,
 )
-from evota.security.tuf_client import ClockedUpdater, tuf_errors
+from evota.security.tuf_client import ClockedUpdater, staged_cache, tuf_errors
 
 __all__ = [
     "Directive",
@@ -130,6 +136,8 @@ class Primary:
     ) -> None:
         self.vin = vin
         self.ecus = {e.serial: e for e in ecus}
+        if len(self.ecus) != len(ecus):
+            raise ValueError(f"{vin}: an ECU serial is listed twice")
         self._director = director
         self._image = image
         self._clock = clock
@@ -153,25 +161,58 @@ class Primary:
         """Full verification; raises a VerificationError subclass naming the attack."""
         self._image_updater, self._directive = None, None  # a failed verify leaves nothing to download
         now = self._clock.now()
-        director = self._updater(self._director, now)
-        with tuf_errors("metadata"):
-            director.refresh()
-        dtargets = director.trusted_targets()
-        assigned = self._check_director(dtargets)
-        releases = tuple(str(r) for r in director_targets_custom(dtargets).get("releases", []))
-        if not assigned:
-            return Directive(self.vin, dtargets.version, (), releases)
+        with staged_cache(self._director.cache_dir) as staging:
+            director = self._updater(dataclasses.replace(self._director, cache_dir=staging), now)
+            with tuf_errors("metadata"):
+                director.refresh()
+            dtargets = director.trusted_targets()
+            directive, image = self._verify_directive(dtargets, now)
+            # Reached only if every check passed: the staged director metadata is committed.
+        self._image_updater, self._directive = image, directive
+        return directive
 
+    def _verify_directive(
+        self, dtargets: Targets, now: dt.datetime
+    ) -> tuple[Directive, ClockedUpdater | None]:
+        assigned = self._check_director(dtargets)
+        releases = _releases(dtargets)
+        if not assigned:
+            return Directive(self.vin, dtargets.version, (), releases), None
         image = self._updater(self._image, now)
         with tuf_errors("metadata"):
             image.refresh()
         itargets = image.trusted_targets().targets
         verified = [self._match(path, dtf, serial, itargets) for path, dtf, serial in assigned]
-        order = _check_bundles(verified, releases, itargets, self.ecus)
-        _check_requires(verified, self.ecus)
-        directive = Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases)
-        self._image_updater, self._directive = image, directive
-        return directive
+        rank = self._check_compatibility(verified, releases, itargets)
+
+        def order(v: VerifiedImage) -> tuple[int, str, str]:
+            return (rank.get(v.path, len(rank)), v.path, v.ecu_serial)
+
+        return Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases), image
+
+    def _check_compatibility(
+        self, verified: Sequence[VerifiedImage], releases: Sequence[str], itargets: Mapping[str, TargetFile]
+    ) -> dict[str, int]:
+        """Steps 5 and 6 on the state after the update; returns the install rank."""
+        metas = _image_metas(itargets)
+        bundles = _bundle_metas(itargets)
+        new = {v.ecu_serial: v for v in verified}
+        before, after = [], []
+        for e in self.ecus.values():
+            path = e.installed.path if e.installed else None
+            before.append(EcuImage(e.serial, e.ecu_type, path, metas.get(path) if path else None))
+            if e.serial in new:
+                after.append(EcuImage(e.serial, e.ecu_type, new[e.serial].path, new[e.serial].meta))
+            else:
+                after.append(before[-1])
+        installing = {v.path for v in verified}
+        incomplete = incomplete_releases(after, bundles, releases, installing)
+        if incomplete:
+            raise PartialBundleError("; ".join(incomplete))
+        broken = update_problems(before, after, installing)
+        if broken:
+            raise IncompatibleError("; ".join(str(u) for u in broken))
+        return install_rank(after, bundles, releases)
 
     def download(self, image: VerifiedImage, dest: Path) -> Path:
         """Fetch an image of the last directive into `dest` (length-capped, hashes checked).
@@ -256,65 +297,31 @@ def _ecu_serials(tf: TargetFile) -> dict[str, str]:
     return {str(k): str(v) for k, v in serials.items()}
 
 
-def _check_bundles(
-    verified: Sequence[VerifiedImage],
-    releases: Sequence[str],
-    itargets: Mapping[str, TargetFile],
-    ecus: Mapping[str, EcuState],
-) -> Callable[[VerifiedImage], tuple[int, str, str]]:
-    """Refuse partial releases; return a sort key that puts bundle order first."""
-    bundles: dict[str, BundleMeta] = {}
+def _releases(targets: Targets) -> tuple[str, ...]:
+    releases = director_targets_custom(targets).get("releases", [])
+    if not isinstance(releases, list) or not all(isinstance(r, str) for r in releases):
+        raise VerificationError("director targets: 'releases' must be a list of release names")
+    return tuple(releases)
+
+
+def _image_metas(itargets: Mapping[str, TargetFile]) -> dict[str, ImageMeta]:
+    out = {}
     for path, tf in itargets.items():
         try:
-            bundles[path] = BundleMeta.from_custom(tf.custom)
+            out[path] = ImageMeta.from_custom(tf.custom)
         except ValueError:
             continue
-    assigned = {v.path for v in verified}
-    present = assigned | {e.installed.path for e in ecus.values() if e.installed}
-
-    def whole(bundle: BundleMeta) -> bool:
-        return all(image in present for image in bundle.images)
-
-    for release in releases:
-        if release not in bundles:
-            raise PartialBundleError(f"director names release {release}, unknown to the image repository")
-        if not whole(bundles[release]):
-            missing = [i for i in bundles[release].images if i not in present]
-            raise PartialBundleError(f"release {release} is incomplete: missing {', '.join(missing)}")
-    for v in verified:
-        containing = [b for b in bundles.values() if v.path in b.images]
-        if containing and not any(whole(b) for b in containing):
-            names = ", ".join(b.name for b in containing)
-            raise PartialBundleError(f"{v.path} must install together with the rest of release {names}")
-
-    rank: dict[str, int] = {}
-    for release in releases:
-        for i, image in enumerate(bundles[release].images):
-            rank.setdefault(image, i)
-
-    def key(v: VerifiedImage) -> tuple[int, str, str]:
-        return (rank.get(v.path, len(rank)), v.path, v.ecu_serial)
-
-    return key
+    return out
 
 
-def _check_requires(verified: Sequence[VerifiedImage], ecus: Mapping[str, EcuState]) -> None:
-    """Every `requires` of an assigned image must hold for the versions after the update."""
-    after: dict[str, list[str | None]] = {}
-    new = {v.ecu_serial: v.meta.version for v in verified}
-    for serial, ecu in ecus.items():
-        version = new.get(serial) or (ecu.installed.version if ecu.installed else None)
-        after.setdefault(ecu.ecu_type, []).append(version)
-    for v in verified:
-        for req in v.meta.requires:
-            versions = after.get(req.ecu_type)
-            if not versions:
-                raise IncompatibleError(f"{v.path} requires {req}, but the vehicle has no {req.ecu_type}")
-            for version in versions:
-                if version is None or not req.allows(parse_version(version)):
-                    raise IncompatibleError(
-                        f"{v.path} requires {req}; {req.ecu_type} would run {version or 'an unknown version'}"
-                    )
+def _bundle_metas(itargets: Mapping[str, TargetFile]) -> dict[str, BundleMeta]:
+    out = {}
+    for path, tf in itargets.items():
+        try:
+            out[path] = BundleMeta.from_custom(tf.custom)
+        except ValueError:
+            continue
+    return out
 
 
 def verify_partial(
@@ -346,12 +353,14 @@ def verify_partial(
     target_vin = director_targets_custom(md.signed).get("vin")
     if target_vin != vin:
         raise VehicleMismatchError(f"director targets are for vehicle {target_vin!r}, not {vin}")
-    for tf in md.signed.targets.values():
-        serials = _ecu_serials(tf)
-        if ecu_serial in serials:
-            if serials[ecu_serial] != hardware_id:
-                raise HardwareMismatchError(
-                    f"director says ECU {ecu_serial} is {serials[ecu_serial]}, but it is {hardware_id}"
-                )
-            return tf
-    return None
+    if md.signed.delegations is not None:
+        raise VerificationError("director targets must not delegate")
+    mine = [tf for tf in md.signed.targets.values() if ecu_serial in _ecu_serials(tf)]
+    if len(mine) > 1:
+        raise VehicleMismatchError(f"director names ECU {ecu_serial} more than once")
+    if not mine:
+        return None
+    claimed = _ecu_serials(mine[0])[ecu_serial]
+    if claimed != hardware_id:
+        raise HardwareMismatchError(f"director says ECU {ecu_serial} is {claimed}, but it is {hardware_id}")
+    return mine[0]

@@ -25,8 +25,8 @@ _JSON = "application/json"
 def _metadata_response(path: Path | None, name: str) -> FileResponse:
     if path is None:
         raise HTTPException(status_code=404, detail=f"no metadata {name}")
-    # Versioned files never change; timestamp.json changes at every publish and refresh.
-    cache = "no-store" if name == "timestamp.json" else "public, max-age=31536000, immutable"
+    # Versioned files never change; timestamp.json and the unversioned root.json do.
+    cache = "no-store" if name in ("timestamp.json", "root.json") else "public, max-age=31536000, immutable"
     return FileResponse(path, media_type=_JSON, headers={"Cache-Control": cache})
 
 
