@@ -30,7 +30,7 @@ from evota.security.image_repo import ImageRepository, PublishedImage
 from evota.security.keys import KeyStore, sign_as
 from evota.security.tuf_repo import METADATA_NAME, ChainExpiry, RootHistory, SignedChain, expiry_from
 
-__all__ = ["DIRECTOR_ONLINE_ROLES", "Director", "director_targets_custom"]
+__all__ = ["DIRECTOR_ONLINE_ROLES", "Director", "director_targets_custom", "ecu_serials"]
 
 DIRECTOR_ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 
@@ -40,6 +40,15 @@ def director_targets_custom(targets: Targets) -> Mapping[str, Any]:
     custom = targets.unrecognized_fields.get("custom", {})
     body = custom.get(CUSTOM_KEY, {}) if isinstance(custom, Mapping) else {}
     return body if isinstance(body, Mapping) else {}
+
+
+def ecu_serials(tf: TargetFile) -> dict[str, str]:
+    """ECU serial → hardware id named by a director target (empty if malformed or absent)."""
+    body = tf.custom.get(CUSTOM_KEY) if isinstance(tf.custom, Mapping) else None
+    serials = body.get("ecu_serials") if isinstance(body, Mapping) else None
+    if not isinstance(serials, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in serials.items()}
 
 
 class Director:
@@ -243,7 +252,7 @@ class Director:
 
 def _assignments(targets: Targets) -> dict[str, str]:
     """ECU serial → target path, from a director targets role."""
-    return {serial: path for path, tf in targets.targets.items() for serial in _ecu_serials(tf)}
+    return {serial: path for path, tf in targets.targets.items() for serial in ecu_serials(tf)}
 
 
 def _targets_for(
@@ -266,12 +275,6 @@ def _targets_for(
         )
     targets.unrecognized_fields["custom"] = {CUSTOM_KEY: {"vin": vehicle.vin, "releases": list(releases)}}
     return targets
-
-
-def _ecu_serials(tf: TargetFile) -> dict[str, str]:
-    body = tf.custom.get(CUSTOM_KEY, {}) if isinstance(tf.custom, Mapping) else {}
-    serials = body.get("ecu_serials", {}) if isinstance(body, Mapping) else {}
-    return {str(k): str(v) for k, v in serials.items()} if isinstance(serials, Mapping) else {}
 
 
 def _check_assignment(

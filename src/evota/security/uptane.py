@@ -37,8 +37,8 @@ from tuf.ngclient import FetcherInterface, UpdaterConfig
 
 from evota.clock import Clock
 from evota.domain.compat import EcuImage, incomplete_releases, install_rank, update_problems
-from evota.domain.release import CUSTOM_KEY, BundleMeta, ImageMeta
-from evota.security.director import director_targets_custom
+from evota.domain.release import BundleMeta, ImageMeta
+from evota.security.director import director_targets_custom, ecu_serials
 from evota.security.errors import (
     DirectorImageMismatchError,
     FreezeError,
@@ -237,7 +237,7 @@ class Primary:
         seen: set[str] = set()
         out = []
         for path, tf in targets.targets.items():
-            serials = _ecu_serials(tf)
+            serials = ecu_serials(tf)
             if not serials:
                 raise VerificationError(f"director target {path} names no ECU")
             for serial, hwid in serials.items():
@@ -287,14 +287,6 @@ class Primary:
                 f"runs ({ecu.installed.path}, counter {ecu.installed.release_counter})"
             )
         return VerifiedImage(serial, ecu.hardware_id, itf, meta)
-
-
-def _ecu_serials(tf: TargetFile) -> dict[str, str]:
-    body = tf.custom.get(CUSTOM_KEY) if isinstance(tf.custom, Mapping) else None
-    serials = body.get("ecu_serials") if isinstance(body, Mapping) else None
-    if not isinstance(serials, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in serials.items()}
 
 
 def _releases(targets: Targets) -> tuple[str, ...]:
@@ -355,12 +347,12 @@ def verify_partial(
         raise VehicleMismatchError(f"director targets are for vehicle {target_vin!r}, not {vin}")
     if md.signed.delegations is not None:
         raise VerificationError("director targets must not delegate")
-    mine = [tf for tf in md.signed.targets.values() if ecu_serial in _ecu_serials(tf)]
+    mine = [tf for tf in md.signed.targets.values() if ecu_serial in ecu_serials(tf)]
     if len(mine) > 1:
         raise VehicleMismatchError(f"director names ECU {ecu_serial} more than once")
     if not mine:
         return None
-    claimed = _ecu_serials(mine[0])[ecu_serial]
+    claimed = ecu_serials(mine[0])[ecu_serial]
     if claimed != hardware_id:
         raise HardwareMismatchError(f"director says ECU {ecu_serial} is {claimed}, but it is {hardware_id}")
     return mine[0]
