@@ -10,6 +10,7 @@ from evota import __version__
 from evota.cli.common import DEFAULT_HOME, HomeOpt, console, open_deployment, reports_errors
 from evota.cli.demo_cmd import demo
 from evota.cli.director_cmds import director_app
+from evota.cli.fleet_cmds import fleet_app
 from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(release_app, name="release")
 app.add_typer(repo_app, name="repo")
 app.add_typer(director_app, name="director")
 app.add_typer(keys_app, name="keys")
+app.add_typer(fleet_app, name="fleet")
 app.command("demo")(demo)
 
 

@@ -1,0 +1,1 @@
+"""Use cases: plain functions over a `Database` and values; each opens one transaction."""

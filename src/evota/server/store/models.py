@@ -1,0 +1,95 @@
+"""The tables, as SQLAlchemy 2 typed mappings.
+
+Tags live in their own table (vehicle, tag) rather than in a JSON column, so that a campaign
+selector "tag = pilot" is an indexed join on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "EcuRow", "VehicleRow", "VehicleTagRow"]
+
+# Stable constraint names, so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class VehicleRow(Base):
+    __tablename__ = "vehicles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), unique=True)
+    model: Mapped[str] = mapped_column(String(64))
+    depot: Mapped[str] = mapped_column(String(64), index=True)
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    climate_zone: Mapped[str] = mapped_column(String(16), index=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    primary_serial: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The latest energy state the vehicle reported (None until it reports).
+    soc: Mapped[float | None] = mapped_column(Float)
+    soh: Mapped[float | None] = mapped_column(Float)
+    charging: Mapped[bool | None] = mapped_column(Boolean)
+    plugged_in: Mapped[bool | None] = mapped_column(Boolean)
+    gear: Mapped[str | None] = mapped_column(String(1))
+    ambient_c: Mapped[float | None] = mapped_column(Float)
+    energy_reported_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    ecus: Mapped[list[EcuRow]] = relationship(
+        back_populates="vehicle", cascade="all, delete-orphan", order_by="EcuRow.serial"
+    )
+    tags: Mapped[list[VehicleTagRow]] = relationship(
+        back_populates="vehicle", cascade="all, delete-orphan", order_by="VehicleTagRow.tag"
+    )
+
+
+class EcuRow(Base):
+    __tablename__ = "ecus"
+    __table_args__ = (UniqueConstraint("vehicle_id", "serial", name="uq_ecus_vehicle_serial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"))
+    serial: Mapped[str] = mapped_column(String(64))
+    ecu_type: Mapped[str] = mapped_column(String(16))
+    hardware_id: Mapped[str] = mapped_column(String(64), index=True)
+    installed_version: Mapped[str | None] = mapped_column(String(64))
+    installed_target: Mapped[str | None] = mapped_column(String(512))
+    pending_version: Mapped[str | None] = mapped_column(String(64))
+    public_key: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+    vehicle: Mapped[VehicleRow] = relationship(back_populates="ecus")
+
+
+class VehicleTagRow(Base):
+    __tablename__ = "vehicle_tags"
+    __table_args__ = (Index("ix_vehicle_tags_tag", "tag"),)
+
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    vehicle: Mapped[VehicleRow] = relationship(back_populates="tags")
