@@ -1,0 +1,211 @@
+"""The rollout planner: a running campaign's state and `now` in, decisions out.
+
+`plan(view, now)` is pure: the controller loads a `CampaignView` from the database, calls it,
+and applies the decisions in one transaction. It decides, in this order:
+
+1. Timeouts: an install offered longer ago than the install timeout is a failure.
+2. The error gate: once at least `min_executed` vehicles of the waves so far finished (updated,
+   failed or rolled back), more than `error_threshold_pct` of them failing halts the campaign.
+   A vehicle that waits for its preconditions is not a failure ("deferred is not failed").
+3. Offers: vehicles of the waves so far that are not yet offered, in wave then VIN order:
+   held if incompatible, waiting (with every reason) if a gate or window says no, else offered
+   while the throttle (`max_concurrent` installs in flight) has room.
+4. Progress: the wave advances when its dwell time has passed since it started, nothing of it
+   is in flight, and at least `success_threshold_pct` of its compatible vehicles are updated;
+   after the last wave the campaign completes when nothing is left to offer or in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Sequence
+
+from evota.domain.campaign import CampaignState
+from evota.domain.gates import EnergyState, MaintenanceWindow, Preconditions, check_preconditions, in_window
+from evota.errors import InputError
+
+__all__ = [
+    "Advance",
+    "CampaignView",
+    "Complete",
+    "Decision",
+    "DeviceStatus",
+    "DeviceView",
+    "Halt",
+    "Hold",
+    "Offer",
+    "RolloutPolicy",
+    "TimeOut",
+    "Wait",
+    "plan",
+]
+
+
+class DeviceStatus(enum.StrEnum):
+    PENDING = "pending"  # in scope, not offered yet (or waiting)
+    OFFERED = "offered"  # the director assigns it the release; the agent is working on it
+    UPDATED = "updated"  # committed the release
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    HELD = "held"  # incompatible; not offered
+
+    @property
+    def finished(self) -> bool:
+        return self in (DeviceStatus.UPDATED, DeviceStatus.FAILED, DeviceStatus.ROLLED_BACK)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutPolicy:
+    dwell: dt.timedelta = dt.timedelta(hours=24)
+    max_concurrent: int = 50
+    install_timeout: dt.timedelta = dt.timedelta(hours=6)
+    error_threshold_pct: float = 5.0
+    min_executed: int = 3
+    success_threshold_pct: float = 80.0
+    preconditions: Preconditions = dataclasses.field(default_factory=Preconditions)
+    windows: tuple[MaintenanceWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1:
+            raise InputError("the throttle must allow at least one install at a time")
+        if not 0 <= self.error_threshold_pct <= 100 or not 0 <= self.success_threshold_pct <= 100:
+            raise InputError("thresholds are percentages between 0 and 100")
+        if self.min_executed < 1:
+            raise InputError("the error gate needs at least one executed vehicle")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceView:
+    vin: str
+    wave: int
+    status: DeviceStatus
+    time_zone: str
+    energy: EnergyState | None = None
+    consent: bool = False
+    incompatible: str | None = None  # why, if the release breaks a constraint on this vehicle
+    offered_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignView:
+    state: CampaignState
+    policy: RolloutPolicy
+    wave: int  # the current wave (0-based)
+    waves: int  # how many waves
+    wave_started_at: dt.datetime
+    devices: Sequence[DeviceView]
+
+
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    vin: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Wait:
+    vin: str
+    reasons: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hold:
+    vin: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeOut:
+    vin: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Advance:
+    to_wave: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Halt:
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Complete:
+    pass
+
+
+Decision = Offer | Wait | Hold | TimeOut | Advance | Halt | Complete
+
+
+def plan(view: CampaignView, now: dt.datetime) -> list[Decision]:
+    """The decisions for one tick of a campaign (none unless it is running)."""
+    if view.state is not CampaignState.RUNNING:
+        return []
+    policy = view.policy
+    in_scope = [d for d in view.devices if d.wave <= view.wave]
+    timed_out = {
+        d.vin
+        for d in in_scope
+        if d.status is DeviceStatus.OFFERED
+        and d.offered_at is not None
+        and now - d.offered_at > policy.install_timeout
+    }
+    decisions: list[Decision] = [TimeOut(vin) for vin in sorted(timed_out)]
+
+    finished = [d for d in in_scope if d.status.finished or d.vin in timed_out]
+    failures = [d for d in finished if d.status is not DeviceStatus.UPDATED]
+    if len(finished) >= policy.min_executed and 100 * len(failures) > policy.error_threshold_pct * len(
+        finished
+    ):
+        share = 100 * len(failures) / len(finished)
+        return [
+            *decisions,
+            Halt(
+                f"{len(failures)} of {len(finished)} finished installs failed or rolled back "
+                f"({share:.0f} % > {policy.error_threshold_pct:g} %)"
+            ),
+        ]
+
+    in_flight = sum(1 for d in in_scope if d.status is DeviceStatus.OFFERED and d.vin not in timed_out)
+    room = policy.max_concurrent - in_flight
+    pending = sorted((d for d in in_scope if d.status is DeviceStatus.PENDING), key=lambda d: (d.wave, d.vin))
+    offered = 0
+    for d in pending:
+        if d.incompatible:
+            decisions.append(Hold(d.vin, f"incompatible ({d.incompatible})"))
+            continue
+        reasons = check_preconditions(policy.preconditions, d.energy, consent=d.consent, now=now)
+        if not in_window(policy.windows, d.time_zone, now):
+            reasons.append("window: outside the maintenance window")
+        if reasons:
+            decisions.append(Wait(d.vin, tuple(reasons)))
+        elif offered < room:
+            decisions.append(Offer(d.vin))
+            offered += 1
+        else:
+            decisions.append(Wait(d.vin, (f"throttle: {policy.max_concurrent} installs in flight",)))
+
+    decisions.extend(_progress(view, now, in_scope, timed_out, offered))
+    return decisions
+
+
+def _progress(
+    view: CampaignView, now: dt.datetime, in_scope: Sequence[DeviceView], timed_out: set[str], offered: int
+) -> list[Decision]:
+    if offered or any(d.status is DeviceStatus.OFFERED and d.vin not in timed_out for d in in_scope):
+        return []  # something of the waves so far is still installing
+    if view.wave + 1 >= view.waves:
+        pending = [d for d in view.devices if d.status is DeviceStatus.PENDING and not d.incompatible]
+        return [] if pending else [Complete()]
+    if now - view.wave_started_at < view.policy.dwell:
+        return []
+    current = [
+        d
+        for d in in_scope
+        if d.wave == view.wave and not d.incompatible and d.status is not DeviceStatus.HELD
+    ]
+    updated = sum(1 for d in current if d.status is DeviceStatus.UPDATED)
+    if current and 100 * updated < view.policy.success_threshold_pct * len(current):
+        return []  # not enough of this wave has updated yet (the rest may still be waiting)
+    return [Advance(view.wave + 1)]
