@@ -6,11 +6,13 @@ import pytest
 
 from evota.domain.compat import (
     EcuImage,
+    hold_reason,
     incomplete_releases,
     install_rank,
     unmet_requirements,
     update_problems,
 )
+from evota.domain.registry import EcuSpec
 from evota.domain.release import BundleMeta, ImageMeta
 from evota.domain.versions import parse_requirement
 
@@ -116,3 +118,58 @@ def test_install_rank_follows_whole_releases_only() -> None:
     whole = [ecu("B", "bms", "2.4.0"), ecu("V", "vcms", "3.1.0")]
     assert install_rank(whole, BUNDLES, []) == {"vcms/3.1.0/fw.bin": 0, "bms/2.4.0/fw.bin": 1}
     assert install_rank([ecu("B", "bms", "2.4.0")], BUNDLES, []) == {}
+
+
+# ---- hold_reason: the server's compatibility matrix over the registry --------------------------
+
+
+VEHICLE = (
+    EcuSpec("GW-1", "gateway", "gw-tcu4", "1.0.0"),
+    EcuSpec("BMS-1", "bms", "bms-gen2", "2.3.0"),
+    EcuSpec("VCMS-1", "vcms", "vcms-gen3", "3.0.0"),
+)
+
+
+def meta(ecu_type: str, version: str, *requires: str, hw: str | None = None) -> ImageMeta:
+    return ImageMeta(
+        ecu_type,
+        (hw or f"{ecu_type}-gen{'3' if ecu_type == 'vcms' else '2'}",),
+        version,
+        1,
+        requires=tuple(map(parse_requirement, requires)),
+    )
+
+
+BMS_NEEDS_VCMS = ("bms/2.4.0/b.bin", meta("bms", "2.4.0", "vcms>=3.1"))
+HOLDS = {
+    "needs-newer-vcms": ([BMS_NEEDS_VCMS], "incompatible (vcms 3.0.0 < 3.1)"),
+    "release-brings-it": ([("vcms/3.1.0/v.bin", meta("vcms", "3.1.0")), BMS_NEEDS_VCMS], None),
+    "release-brings-too-old": (
+        [("vcms/3.0.5/v.bin", meta("vcms", "3.0.5")), BMS_NEEDS_VCMS],
+        "incompatible (vcms 3.0.5 < 3.1)",
+    ),
+    "upper-bound": (
+        [("bms/2.4.0/b.bin", meta("bms", "2.4.0", "vcms>=2,<3"))],
+        "incompatible (vcms 3.0.0 >= 3)",
+    ),
+    "no-fitting-ecu": (
+        [("bms/2.4.0/b.bin", meta("bms", "2.4.0", hw="bms-gen1"))],
+        "incompatible (no bms ECU with hardware bms-gen1 for bms/2.4.0/b.bin)",
+    ),
+    "needs-absent-type": (
+        [("bms/2.4.0/b.bin", meta("bms", "2.4.0", "tms>=1"))],
+        "incompatible (no tms in the vehicle)",
+    ),
+    "no-requirements": ([("bms/2.4.0/b.bin", meta("bms", "2.4.0"))], None),
+}
+
+
+@pytest.mark.parametrize("case", list(HOLDS))
+def test_hold_reason(case: str) -> None:
+    release, expected = HOLDS[case]
+    assert hold_reason(VEHICLE, release) == expected
+
+
+def test_an_unknown_installed_version_holds() -> None:
+    vehicle = (EcuSpec("BMS-1", "bms", "bms-gen2", "2.3.0"), EcuSpec("VCMS-1", "vcms", "vcms-gen3", None))
+    assert hold_reason(vehicle, [BMS_NEEDS_VCMS]) == "incompatible (vcms version unknown)"

@@ -5,6 +5,9 @@ Pure functions over what each ECU runs (or would run). They return problems, not
 the vehicle can refuse with its own error types and the campaign server can show why a
 vehicle is held ("bms/2.4.0/x requires vcms>=3.1; vcms runs 3.0.0").
 
+`hold_reason` is the server's question before it offers a release to a vehicle of the
+registry ("held: incompatible (vcms 3.0 < 3.1)").
+
 The rules:
 - Every `requires` of an image being installed must hold afterwards; an ECU whose version is
   unknown does not satisfy it.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 
+from evota.domain.registry import EcuSpec
 from evota.domain.release import BundleMeta, ImageMeta
 from evota.domain.versions import Requirement, parse_version
 
@@ -136,3 +140,46 @@ def update_problems(
         for u in unmet_requirements(after)
         if u.serial in changed or (u.serial, str(u.requirement)) not in unmet_before
     ]
+
+
+# The clause a version fails, said the way an operator reads it: "vcms 3.0 < 3.1".
+_NEGATION = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "==", "~=": "not ~=", "===": "!=="}
+
+
+def _failed_clause(req: Requirement, version: str) -> str:
+    for clause in sorted(req.specifier, key=str):
+        if not clause.contains(version, prereleases=True):
+            negated = _NEGATION.get(clause.operator, f"not {clause.operator}")
+            return f"{req.ecu_type} {version} {negated} {clause.version}"
+    return f"{req.ecu_type} {version} not {req}"
+
+
+def hold_reason(ecus: Sequence[EcuSpec], release: Sequence[tuple[str, ImageMeta]]) -> str | None:
+    """Why `release` must not be offered to a vehicle with `ecus` (None: it may be).
+
+    Each image goes to the vehicle's ECUs of its type and hardware; the others keep what they
+    run. The release is held when an image fits no ECU, or when a `requires` of one of its
+    images fails on the versions after the update, unless the release itself brings the
+    needed version (that ECU is then updated too).
+    """
+    new_version: dict[str, str] = {}
+    for path, meta in release:
+        fits = [e for e in ecus if e.ecu_type == meta.ecu_type and e.hardware_id in meta.hardware_ids]
+        if not fits:
+            hardware = "/".join(meta.hardware_ids)
+            return f"incompatible (no {meta.ecu_type} ECU with hardware {hardware} for {path})"
+        new_version.update({e.serial: meta.version for e in fits})
+    after: dict[str, list[str | None]] = {}
+    for e in ecus:
+        after.setdefault(e.ecu_type, []).append(new_version.get(e.serial, e.installed_version))
+    for _, meta in release:
+        for req in meta.requires:
+            versions = after.get(req.ecu_type)
+            if not versions:
+                return f"incompatible (no {req.ecu_type} in the vehicle)"
+            for version in versions:
+                if version is None:
+                    return f"incompatible ({req.ecu_type} version unknown)"
+                if not req.allows(parse_version(version)):
+                    return f"incompatible ({_failed_clause(req, version)})"
+    return None
