@@ -160,3 +160,20 @@ def test_the_planner_is_a_function_of_its_inputs() -> None:
 def test_bad_policies_are_refused(policy: dict[str, object]) -> None:
     with pytest.raises(InputError):
         RolloutPolicy(**policy)  # type: ignore[arg-type]
+
+
+def test_a_policy_survives_its_json_form() -> None:
+    from evota.domain.gates import Preconditions, Rule
+    from evota.domain.planner import policy_from_dict, policy_to_dict
+
+    policy = RolloutPolicy(
+        dwell=dt.timedelta(hours=6),
+        max_concurrent=7,
+        preconditions=Preconditions(
+            min_soc_pct=55, plugged_in=Rule.REQUIRED, ambient_max_c=None, consent_required=True
+        ),
+        windows=(MaintenanceWindow(dt.time(22), dt.time(5), frozenset({0, 1, 2})),),
+    )
+    assert policy_from_dict(policy_to_dict(policy)) == policy
+    with pytest.raises(InputError, match="malformed rollout policy"):
+        policy_from_dict({"dwell_s": 1})

@@ -21,9 +21,17 @@ import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Sequence
+from typing import Any
 
 from evota.domain.campaign import CampaignState
-from evota.domain.gates import EnergyState, MaintenanceWindow, Preconditions, check_preconditions, in_window
+from evota.domain.gates import (
+    EnergyState,
+    MaintenanceWindow,
+    Preconditions,
+    Rule,
+    check_preconditions,
+    in_window,
+)
 from evota.errors import InputError
 
 __all__ = [
@@ -40,6 +48,8 @@ __all__ = [
     "TimeOut",
     "Wait",
     "plan",
+    "policy_from_dict",
+    "policy_to_dict",
 ]
 
 
@@ -209,3 +219,68 @@ def _progress(
     if current and 100 * updated < view.policy.success_threshold_pct * len(current):
         return []  # not enough of this wave has updated yet (the rest may still be waiting)
     return [Advance(view.wave + 1)]
+
+
+def policy_to_dict(policy: RolloutPolicy) -> dict[str, object]:
+    """The policy as JSON-safe values (stored with the campaign)."""
+    pre = policy.preconditions
+    return {
+        "dwell_s": policy.dwell.total_seconds(),
+        "max_concurrent": policy.max_concurrent,
+        "install_timeout_s": policy.install_timeout.total_seconds(),
+        "error_threshold_pct": policy.error_threshold_pct,
+        "min_executed": policy.min_executed,
+        "success_threshold_pct": policy.success_threshold_pct,
+        "preconditions": {
+            "min_soc_pct": pre.min_soc_pct,
+            "park_required": pre.park_required,
+            "plugged_in": pre.plugged_in.value,
+            "charging": pre.charging.value,
+            "ambient_min_c": pre.ambient_min_c,
+            "ambient_max_c": pre.ambient_max_c,
+            "consent_required": pre.consent_required,
+            "max_state_age_s": pre.max_state_age.total_seconds(),
+        },
+        "windows": [
+            {
+                "start": w.start.isoformat("minutes"),
+                "end": w.end.isoformat("minutes"),
+                "weekdays": sorted(w.weekdays),
+            }
+            for w in policy.windows
+        ],
+    }
+
+
+def policy_from_dict(data: dict[str, Any]) -> RolloutPolicy:
+    """The inverse of `policy_to_dict`; InputError on anything malformed."""
+    try:
+        pre = data["preconditions"]
+        return RolloutPolicy(
+            dwell=dt.timedelta(seconds=float(data["dwell_s"])),
+            max_concurrent=int(data["max_concurrent"]),
+            install_timeout=dt.timedelta(seconds=float(data["install_timeout_s"])),
+            error_threshold_pct=float(data["error_threshold_pct"]),
+            min_executed=int(data["min_executed"]),
+            success_threshold_pct=float(data["success_threshold_pct"]),
+            preconditions=Preconditions(
+                min_soc_pct=float(pre["min_soc_pct"]),
+                park_required=bool(pre["park_required"]),
+                plugged_in=Rule(pre["plugged_in"]),
+                charging=Rule(pre["charging"]),
+                ambient_min_c=None if pre["ambient_min_c"] is None else float(pre["ambient_min_c"]),
+                ambient_max_c=None if pre["ambient_max_c"] is None else float(pre["ambient_max_c"]),
+                consent_required=bool(pre["consent_required"]),
+                max_state_age=dt.timedelta(seconds=float(pre["max_state_age_s"])),
+            ),
+            windows=tuple(
+                MaintenanceWindow(
+                    dt.time.fromisoformat(w["start"]),
+                    dt.time.fromisoformat(w["end"]),
+                    frozenset(w["weekdays"]),
+                )
+                for w in data["windows"]
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"malformed rollout policy: {e!r}") from e

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "EcuRow", "VehicleRow", "VehicleTagRow"]
+__all__ = ["Base", "CampaignRow", "CampaignVehicleRow", "EcuRow", "VehicleRow", "VehicleTagRow"]
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING = {
@@ -93,3 +93,34 @@ class VehicleTagRow(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     vehicle: Mapped[VehicleRow] = relationship(back_populates="tags")
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    release: Mapped[str] = mapped_column(String(64))
+    selector: Mapped[dict[str, object]] = mapped_column(JSON)
+    waves: Mapped[list[float]] = mapped_column(JSON)
+    policy: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    current_wave: Mapped[int] = mapped_column(Integer)
+    wave_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignVehicleRow(Base):
+    __tablename__ = "campaign_vehicles"
+    __table_args__ = (Index("ix_campaign_vehicles_status", "campaign_id", "status"),)
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True)
+    wave: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    offered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

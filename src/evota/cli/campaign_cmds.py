@@ -1,0 +1,164 @@
+"""`evota campaign …`: create, approve (four eyes), start, pause, resume, abort, show.
+
+Until operator accounts and API tokens exist (campaign-server issue, access control), the
+operator names themself with --by (or EVOTA_USER); four-eyes approval compares those names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evota.cli.common import (
+    DEFAULT_HOME,
+    HomeOpt,
+    JsonOpt,
+    console,
+    done,
+    open_deployment,
+    print_json,
+    reports_errors,
+)
+from evota.domain.campaign import DEFAULT_WAVES, CampaignEvent
+from evota.domain.gates import Preconditions
+from evota.domain.planner import RolloutPolicy
+from evota.errors import InputError
+from evota.server.services.campaigns import (
+    CampaignSummary,
+    Selector,
+    campaign_summary,
+    create_campaign,
+    move_campaign,
+)
+from evota.server.store.db import Database, open_database
+
+campaign_app = typer.Typer(help="Staged rollouts of a release to the fleet.", no_args_is_help=True)
+
+ByOpt = Annotated[
+    str, typer.Option("--by", envvar="EVOTA_USER", help="Who does this (four eyes compares names).")
+]
+Many = Annotated[list[str] | None, typer.Option()]
+
+
+def _with_db(home: Path, fn: Callable[[Database], CampaignSummary]) -> CampaignSummary:
+    db = open_database(open_deployment(home).home.database_url())
+    try:
+        return fn(db)
+    finally:
+        db.dispose()
+
+
+def _show(summary: CampaignSummary, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.to_json())
+        return
+    approved = f", approved by {summary.approved_by}" if summary.approved_by else ""
+    console.print(
+        f"{summary.name}: release {summary.release}, {summary.state} (wave {summary.current_wave + 1}"
+        f" of {len(summary.wave_sizes)}), created by {summary.created_by}{approved}"
+    )
+    console.print("  waves: " + " → ".join(str(n) for n in summary.wave_sizes) + " vehicles")
+    console.print("  vehicles: " + ", ".join(f"{n} {s}" for s, n in summary.statuses.items()))
+
+
+@campaign_app.command("create")
+@reports_errors
+def create(
+    name: Annotated[str, typer.Argument(help="Campaign name, e.g. bms-2-4-0-eu.")],
+    release: Annotated[str, typer.Option(help="Release (bundle) name in the image repository.")],
+    by: ByOpt,
+    depot: Many = None,
+    region: Many = None,
+    climate_zone: Many = None,
+    model: Many = None,
+    hardware_id: Many = None,
+    tag: Many = None,
+    vin: Many = None,
+    waves: Annotated[str, typer.Option(help="Cumulative percentages.")] = ",".join(
+        f"{w:g}" for w in DEFAULT_WAVES
+    ),
+    dwell_hours: Annotated[float, typer.Option(help="Time each wave runs before the next may start.")] = 24.0,
+    max_concurrent: Annotated[int, typer.Option(help="Throttle: installs in flight at most.")] = 50,
+    error_threshold: Annotated[
+        float, typer.Option(help="Halt when failures exceed this % of a wave's finished installs.")
+    ] = 5.0,
+    min_soc: Annotated[float, typer.Option(help="Minimum state of charge, %.")] = 60.0,
+    consent: Annotated[bool, typer.Option("--consent", help="Require the user's consent.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft campaign: the release, the vehicles it targets, waves and gates."""
+    dep = open_deployment(home)
+    if not any(b.meta.name == release for b in dep.images.bundles()):
+        raise InputError(f"release {release} is not in the image repository (evota release bundle …)")
+    try:
+        wave_list = [float(w) for w in waves.split(",")]
+    except ValueError:
+        raise InputError(f"--waves {waves!r}: expected percentages like 1,5,20,50,100") from None
+    selector = Selector(
+        *(tuple(v or ()) for v in (depot, region, climate_zone, model, hardware_id, tag, vin))
+    )
+    policy = RolloutPolicy(
+        dwell=dt.timedelta(hours=dwell_hours),
+        max_concurrent=max_concurrent,
+        error_threshold_pct=error_threshold,
+        preconditions=Preconditions(min_soc_pct=min_soc, consent_required=consent),
+    )
+    summary = _with_db(
+        home,
+        lambda db: create_campaign(
+            db,
+            name=name,
+            release=release,
+            selector=selector,
+            waves=wave_list,
+            policy=policy,
+            created_by=by,
+            now=dep.clock.now(),
+        ),
+    )
+    if not as_json:
+        done("created", f"campaign {name} (draft); someone other than {by} must approve it")
+    _show(summary, as_json)
+
+
+def _move(event: CampaignEvent, verb: str) -> Callable[..., None]:
+    @reports_errors
+    def command(
+        name: Annotated[str, typer.Argument(help="Campaign name.")],
+        by: ByOpt,
+        home: HomeOpt = DEFAULT_HOME,
+        as_json: JsonOpt = False,
+    ) -> None:
+        now = open_deployment(home).clock.now()
+        summary = _with_db(home, lambda db: move_campaign(db, name, event, actor=by, now=now))
+        if not as_json:
+            done(verb, f"campaign {name} by {by}")
+        _show(summary, as_json)
+
+    return command
+
+
+for _event, _verb, _help in (
+    (CampaignEvent.APPROVE, "approved", "Approve a draft campaign (four eyes: not its creator)."),
+    (CampaignEvent.START, "started", "Start an approved campaign at its first wave."),
+    (CampaignEvent.PAUSE, "paused", "Pause a running campaign; nothing new is offered."),
+    (CampaignEvent.RESUME, "resumed", "Resume a paused or halted campaign."),
+    (CampaignEvent.ABORT, "aborted", "Abort a campaign that has not finished."),
+):
+    campaign_app.command(_event.value, help=_help)(_move(_event, _verb))
+
+
+@campaign_app.command("show")
+@reports_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a campaign: state, waves and how many vehicles are where."""
+    _show(_with_db(home, lambda db: campaign_summary(db, name)), as_json)
