@@ -73,3 +73,22 @@ def test_campaign_flow(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["state"] == "running"
     code, out, _ = cli("campaign", "show", "bms-2-4", "--home", home)
     assert "running (wave 1 of 3)" in out and "approved by bob" in out and "30 pending" in out
+
+
+def test_audit_verify_through_the_cli(tmp_path: Path) -> None:
+    import sqlite3
+
+    home = tmp_path / "home"
+    cli("init", "--home", home)
+    csv = tmp_path / "fleet.csv"
+    csv.write_text(
+        "vin,model,depot,region,climate_zone,time_zone,tags,ecus\n"
+        f"WVWZZZ1JZ3W386700,eVan,d1,eu,cold,UTC,,{ECUS}\n"
+    )
+    assert cli("fleet", "import", csv, "--by", "ops", "--home", home)[0] == 0
+    code, out, _ = cli("audit", "verify", "--home", home)
+    assert code == 0 and "1 audit entries, chain verified" in out
+    with sqlite3.connect(home / "evota.db") as db:
+        db.execute("UPDATE audit_log SET actor = 'mallory'")
+    code, _, err = cli("audit", "verify", "--home", home)
+    assert code == 1 and "entry 1: content changed" in err

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from evota import __version__
+from evota.cli.audit_cmds import audit_app
 from evota.cli.campaign_cmds import campaign_app
 from evota.cli.common import DEFAULT_HOME, HomeOpt, console, open_deployment, reports_errors
 from evota.cli.demo_cmd import demo
@@ -27,6 +28,7 @@ app.add_typer(director_app, name="director")
 app.add_typer(keys_app, name="keys")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 
 

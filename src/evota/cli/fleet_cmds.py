@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,9 @@ def fleet_import(
     file: Annotated[
         Path, typer.Argument(help="CSV: vin,model,depot,region,climate_zone,time_zone,tags,ecus.")
     ],
+    by: Annotated[
+        str, typer.Option("--by", envvar="EVOTA_USER", help="Who imports (for the audit log).")
+    ] = "",
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,7 +62,7 @@ def fleet_import(
     rows = parse_vehicle_csv(text)
     db = _database(home)
     try:
-        count = import_vehicles(db, rows, open_deployment(home).clock.now())
+        count = import_vehicles(db, rows, open_deployment(home).clock.now(), actor=by or getpass.getuser())
     finally:
         db.dispose()
     if as_json:

@@ -29,6 +29,7 @@ from evota.domain.campaign import (
 from evota.domain.identifiers import validate_name
 from evota.domain.planner import DeviceStatus, RolloutPolicy, policy_from_dict, policy_to_dict
 from evota.errors import InputError
+from evota.server.services.audit import record
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow, VehicleTagRow
 
@@ -139,6 +140,19 @@ def create_campaign(
         except IntegrityError:
             raise InputError(f"a campaign named {name} already exists") from None
         assigned = assign_waves([s for _, s in scoped], wave_list, seed=name)
+        record(
+            session,
+            actor=created_by,
+            action="campaign.create",
+            subject=f"campaign:{name}",
+            details={
+                "release": release,
+                "selector": selector.to_dict(),
+                "waves": list(wave_list),
+                "vehicles": len(scoped),
+            },
+            now=now,
+        )
         session.add_all(
             CampaignVehicleRow(
                 campaign_id=campaign.id,
@@ -166,6 +180,14 @@ def move_campaign(
             new = transition(state, event)
         if event is CampaignEvent.START:
             campaign.current_wave, campaign.wave_started_at = 0, now
+        record(
+            session,
+            actor=actor,
+            action=f"campaign.{event.value}",
+            subject=f"campaign:{name}",
+            details={"from": state.value, "to": new.value},
+            now=now,
+        )
         campaign.state, campaign.updated_at = new.value, now
     return campaign_summary(db, name)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evota.domain.registry import RowError, RowsRejectedError, VehicleSpec
 from evota.errors import InputError
+from evota.server.services.audit import record
 from evota.server.store.db import Database
 from evota.server.store.models import EcuRow, VehicleRow, VehicleTagRow
 
@@ -45,7 +46,9 @@ class VehicleView:
         return out
 
 
-def import_vehicles(db: Database, rows: Sequence[tuple[int, VehicleSpec]], now: dt.datetime) -> int:
+def import_vehicles(
+    db: Database, rows: Sequence[tuple[int, VehicleSpec]], now: dt.datetime, *, actor: str = "unknown"
+) -> int:
     """Register every vehicle of `rows` ((line, spec) pairs), or none.
 
     Raises RowsRejectedError naming each line whose VIN is already registered.
@@ -64,6 +67,14 @@ def import_vehicles(db: Database, rows: Sequence[tuple[int, VehicleSpec]], now: 
                     if spec.vin in existing
                 ]
             )
+        record(
+            session,
+            actor=actor,
+            action="fleet.import",
+            subject=f"vehicles:{len(rows)}",
+            details={"vins": vins[:1000], "count": len(rows)},
+            now=now,
+        )
         try:
             _insert(session, [spec for _, spec in rows], now)
         except IntegrityError as e:  # registered by someone else since the check

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "CampaignRow", "CampaignVehicleRow", "EcuRow", "VehicleRow", "VehicleTagRow"]
+__all__ = ["AuditRow", "Base", "CampaignRow", "CampaignVehicleRow", "EcuRow", "VehicleRow", "VehicleTagRow"]
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING = {
@@ -124,3 +124,16 @@ class CampaignVehicleRow(Base):
     reasons: Mapped[list[str] | None] = mapped_column(JSON)
     offered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,82 @@
+"""The audit log's chain: each entry's hash covers its content and the previous entry's hash.
+
+Pure: `entry_hash` computes an entry's hash, `verify_chain` walks entries in sequence order
+and reports every entry that was changed (its hash no longer matches its content), removed
+(a gap in the sequence, or a previous-hash that names no entry before it) or reordered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["GENESIS", "AuditEntry", "entry_hash", "verify_chain"]
+
+GENESIS = "0" * 64
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """Who did what, when, to which subjects (vehicles, a campaign), and why."""
+
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": details,
+        "prev": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def verify_chain(entries: Sequence[AuditEntry]) -> list[str]:
+    """Problems found in `entries` (read in sequence order); empty when the chain is intact."""
+    problems = []
+    prev, expected_seq = GENESIS, 1
+    for e in entries:
+        if e.seq != expected_seq:
+            problems.append(f"entry {e.seq}: expected entry {expected_seq} here (removed or reordered)")
+        if e.prev_hash != prev:
+            problems.append(
+                f"entry {e.seq}: does not follow the entry before it (removed, inserted or reordered)"
+            )
+        recomputed = entry_hash(
+            seq=e.seq,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            subject=e.subject,
+            details=e.details,
+            prev_hash=e.prev_hash,
+        )
+        if recomputed != e.hash:
+            problems.append(f"entry {e.seq}: content changed (hash does not match)")
+        prev, expected_seq = e.hash, e.seq + 1
+    return problems
