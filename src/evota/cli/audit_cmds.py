@@ -12,14 +12,13 @@ from evota.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
+    database,
     done,
-    open_deployment,
     print_json,
     reports_errors,
 )
 from evota.errors import EvotaError
 from evota.server.services.audit import list_entries, verify
-from evota.server.store.db import open_database
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 
@@ -35,12 +34,9 @@ def audit_verify(home: HomeOpt = DEFAULT_HOME) -> None:
 
     Prints the head (newest entry and its hash): keep it elsewhere to detect a truncated tail.
     """
-    db = open_database(open_deployment(home).home.database_url())
-    try:
+    with database(home) as db:
         entries = list_entries(db)
         problems = verify(db)
-    finally:
-        db.dispose()
     if problems:
         raise AuditBrokenError(f"the audit log is broken: {'; '.join(problems)}")
     # A chain cannot show that its newest entries were cut off: record the head elsewhere
@@ -57,11 +53,8 @@ def audit_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Show audit entries: who, what, when, to what."""
-    db = open_database(open_deployment(home).home.database_url())
-    try:
+    with database(home) as db:
         entries = list_entries(db, limit=limit)
-    finally:
-        db.dispose()
     if as_json:
         print_json(
             [

@@ -18,6 +18,7 @@ from evota.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
+    database,
     done,
     open_deployment,
     print_json,
@@ -34,7 +35,7 @@ from evota.server.services.campaigns import (
     create_campaign,
     move_campaign,
 )
-from evota.server.store.db import Database, open_database
+from evota.server.store.db import Database
 
 campaign_app = typer.Typer(help="Staged rollouts of a release to the fleet.", no_args_is_help=True)
 
@@ -45,11 +46,8 @@ Many = Annotated[list[str] | None, typer.Option()]
 
 
 def _with_db(home: Path, fn: Callable[[Database], CampaignSummary]) -> CampaignSummary:
-    db = open_database(open_deployment(home).home.database_url())
-    try:
+    with database(home) as db:
         return fn(db)
-    finally:
-        db.dispose()
 
 
 def _show(summary: CampaignSummary, as_json: bool) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.text import Text
 from evota.clock import SystemClock
 from evota.deployment import Deployment, open_home
 from evota.errors import EvotaError
+
+if TYPE_CHECKING:
+    from evota.server.store.db import Database
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,6 +53,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 def open_deployment(home: Path) -> Deployment:
     return open_home(home, SystemClock())
+
+
+@contextlib.contextmanager
+def database(home: Path) -> Iterator[Database]:
+    """The home's database, migrated to the newest schema, closed when the block ends."""
+    from evota.server.store.db import open_database  # SQLAlchemy loads only when needed
+
+    db = open_database(open_deployment(home).home.database_url())
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:

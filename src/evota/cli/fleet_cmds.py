@@ -14,6 +14,7 @@ from evota.cli.common import (
     HomeOpt,
     JsonOpt,
     console,
+    database,
     done,
     open_deployment,
     print_json,
@@ -22,17 +23,12 @@ from evota.cli.common import (
 from evota.domain.registry import parse_vehicle_csv
 from evota.errors import InputError
 from evota.server.services.fleet import import_vehicles, list_vehicles
-from evota.server.store.db import Database, open_database
 
 fleet_app = typer.Typer(
     help="The vehicle registry: import vehicles from CSV, list them.", no_args_is_help=True
 )
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
-
-
-def _database(home: Path) -> Database:
-    return open_database(open_deployment(home).home.database_url())
 
 
 @fleet_app.command("import")
@@ -60,11 +56,8 @@ def fleet_import(
     except UnicodeDecodeError as e:
         raise InputError(f"{file} is not UTF-8 text: {e}") from None
     rows = parse_vehicle_csv(text)
-    db = _database(home)
-    try:
+    with database(home) as db:
         count = import_vehicles(db, rows, open_deployment(home).clock.now(), actor=by or getpass.getuser())
-    finally:
-        db.dispose()
     if as_json:
         print_json({"imported": count})
     else:
@@ -83,13 +76,10 @@ def fleet_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered vehicles."""
-    db = _database(home)
-    try:
+    with database(home) as db:
         vehicles = list_vehicles(
             db, depot=depot, region=region, climate_zone=climate_zone, tag=tag, limit=limit
         )
-    finally:
-        db.dispose()
     if as_json:
         print_json([v.to_json() for v in vehicles])
         return
