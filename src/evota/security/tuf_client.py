@@ -3,7 +3,7 @@
 ngclient 7 has no public seam for two things Uptane needs, so they are done here, in one
 place, against the pinned major version (tests fail loudly if it changes):
 
-1. Reference time. `TrustedMetadataSet` takes `datetime.now()` when it is built; Uptane
+1. Reference time. `TrustedMetadataSet` reads the host clock (`datetime.now`) when it is built; Uptane
    requires expiry to be judged against the ECU's secure (attested, monotonic) time. We set
    its `reference_time` right after construction, before any expiry check runs.
 2. The verified top-level targets. `Updater` answers "info for path X" but cannot list the
