@@ -47,3 +47,12 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_each_line(tmp_path: Path
     assert "line 4: name the primary" in result.stderr
     listed = runner.invoke(app, ["fleet", "list", "--home", str(home), "--json"])
     assert json.loads(listed.stdout) == []
+
+
+def test_the_cli_starts_without_loading_the_database_layer() -> None:
+    """Publishing and signing commands must not pay for SQLAlchemy and Alembic at start-up."""
+    import subprocess
+    import sys
+
+    code = "import sys, evota.cli; sys.exit(int(any(m in sys.modules for m in ('sqlalchemy', 'alembic'))))"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -18,7 +18,6 @@ from evota.cli.common import (
     reports_errors,
 )
 from evota.errors import EvotaError
-from evota.server.services.audit import list_entries, verify
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 
@@ -34,6 +33,8 @@ def audit_verify(home: HomeOpt = DEFAULT_HOME) -> None:
 
     Prints the head (newest entry and its hash): keep it elsewhere to detect a truncated tail.
     """
+    from evota.server.services.audit import list_entries, verify  # database code loads on use
+
     with database(home) as db:
         entries = list_entries(db)
         problems = verify(db)
@@ -53,6 +54,8 @@ def audit_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Show audit entries: who, what, when, to what."""
+    from evota.server.services.audit import list_entries
+
     with database(home) as db:
         entries = list_entries(db, limit=limit)
     if as_json:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,14 +28,10 @@ from evota.domain.campaign import DEFAULT_WAVES, CampaignEvent
 from evota.domain.gates import Preconditions
 from evota.domain.planner import RolloutPolicy
 from evota.errors import InputError
-from evota.server.services.campaigns import (
-    CampaignSummary,
-    Selector,
-    campaign_summary,
-    create_campaign,
-    move_campaign,
-)
-from evota.server.store.db import Database
+
+if TYPE_CHECKING:
+    from evota.server.services.campaigns import CampaignSummary
+    from evota.server.store.db import Database
 
 campaign_app = typer.Typer(help="Staged rollouts of a release to the fleet.", no_args_is_help=True)
 
@@ -97,6 +93,8 @@ def create(
         wave_list = [float(w) for w in waves.split(",")]
     except ValueError:
         raise InputError(f"--waves {waves!r}: expected percentages like 1,5,20,50,100") from None
+    from evota.server.services.campaigns import Selector, create_campaign  # loads on use
+
     selector = Selector(
         *(tuple(v or ()) for v in (depot, region, climate_zone, model, hardware_id, tag, vin))
     )
@@ -133,6 +131,8 @@ def _move(event: CampaignEvent, verb: str) -> Callable[..., None]:
         as_json: JsonOpt = False,
     ) -> None:
         now = open_deployment(home).clock.now()
+        from evota.server.services.campaigns import move_campaign
+
         summary = _with_db(home, lambda db: move_campaign(db, name, event, actor=by, now=now))
         if not as_json:
             done(verb, f"campaign {name} by {by}")
@@ -159,4 +159,6 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a campaign: state, waves and how many vehicles are where."""
+    from evota.server.services.campaigns import campaign_summary
+
     _show(_with_db(home, lambda db: campaign_summary(db, name)), as_json)

@@ -22,7 +22,6 @@ from evota.cli.common import (
 )
 from evota.domain.registry import parse_vehicle_csv
 from evota.errors import InputError
-from evota.server.services.fleet import import_vehicles, list_vehicles
 
 fleet_app = typer.Typer(
     help="The vehicle registry: import vehicles from CSV, list them.", no_args_is_help=True
@@ -56,6 +55,8 @@ def fleet_import(
     except UnicodeDecodeError as e:
         raise InputError(f"{file} is not UTF-8 text: {e}") from None
     rows = parse_vehicle_csv(text)
+    from evota.server.services.fleet import import_vehicles  # database code loads on use
+
     with database(home) as db:
         count = import_vehicles(db, rows, open_deployment(home).clock.now(), actor=by or getpass.getuser())
     if as_json:
@@ -76,6 +77,8 @@ def fleet_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered vehicles."""
+    from evota.server.services.fleet import list_vehicles
+
     with database(home) as db:
         vehicles = list_vehicles(
             db, depot=depot, region=region, climate_zone=climate_zone, tag=tag, limit=limit
