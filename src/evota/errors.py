@@ -2,6 +2,7 @@
 
     EvotaError                      every failure evota reports to an operator
      ├── InputError                 bad input from the user: a file, a flag, a body
+     │    ├── NotFoundError         what the input names does not exist (a campaign, a VIN)
      │    └── ReleaseRejectedError  a release that must not be published (version, format)
      ├── ConfigError                a home that is missing, incomplete or inconsistent
      ├── KeyUnavailableError        a signing key that is needed is not at hand (offline)
@@ -19,6 +20,7 @@ __all__ = [
     "EvotaError",
     "InputError",
     "KeyUnavailableError",
+    "NotFoundError",
     "ReleaseRejectedError",
 ]
 
@@ -40,6 +42,11 @@ class EvotaError(Exception):
 class InputError(EvotaError):
     code = "input_error"
     default_message = "invalid input"
+
+
+class NotFoundError(InputError):
+    code = "not_found"
+    default_message = "not found"
 
 
 class ReleaseRejectedError(InputError):

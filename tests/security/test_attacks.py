@@ -149,7 +149,7 @@ def test_rollback_of_metadata_to_an_older_timestamp_is_refused(
             firmware("tms-1.0.0.bin", 100), ecu_type="tms", hardware_ids=["tms-a"], version="1.0.0"
         )
     else:
-        dep.director.assign(vehicle.vin, {"BMS-1": published.bms.path})
+        dep.director.clear(vehicle.vin)
     make_primary(vehicle).verify()
     # The attacker replays the older, validly signed timestamp.
     (folder / "timestamp.json").write_bytes(old_timestamp)

@@ -54,3 +54,15 @@ def test_clear_removes_every_assignment(dep: Deployment, published: Published, v
     dep.director.clear(vehicle.vin)
     assert dep.director.assignments(vehicle.vin) == {}
     assert director_targets_custom(dep.director.chain(vehicle.vin).targets().signed)["vin"] == vehicle.vin
+
+
+def test_repeating_an_assignment_signs_nothing_new(
+    dep: Deployment, published: Published, vehicle: Vehicle
+) -> None:
+    """The rollout controller finishes an interrupted offer by assigning again: that must not
+    sign a new version (and must not make the vehicle download anything again)."""
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    version = dep.director.chain(vehicle.vin).targets().signed.version
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    dep.director.assign(vehicle.vin, {"BMS-1": published.bms.path}, release=published.release.meta.name)
+    assert dep.director.chain(vehicle.vin).targets().signed.version == version

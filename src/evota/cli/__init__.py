@@ -9,11 +9,12 @@ import typer
 from evota import __version__
 from evota.cli.audit_cmds import audit_app
 from evota.cli.campaign_cmds import campaign_app
-from evota.cli.common import DEFAULT_HOME, HomeOpt, console, open_deployment, reports_errors
+from evota.cli.common import DEFAULT_HOME, HomeOpt, console, database, open_deployment, reports_errors
 from evota.cli.demo_cmd import demo
 from evota.cli.director_cmds import director_app
 from evota.cli.fleet_cmds import fleet_app
 from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
+from evota.cli.user_cmds import user_app
 
 app = typer.Typer(
     name="evota",
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
 app.command("demo")(demo)
 
 
@@ -40,16 +42,24 @@ def serve(
         str | None, typer.Option(help="Interface to listen on (default from evota.toml).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from evota.toml).")] = None,
+    tick_seconds: Annotated[
+        float, typer.Option(help="How often the rollout controller ticks (0: never, e.g. a read replica).")
+    ] = 10.0,
 ) -> None:
-    """Serve the image and director repositories over HTTP."""
+    """Serve the repositories, the operator and device APIs, and run the rollout controller.
+
+    The database is the home's SQLite file unless EVOTA_DATABASE_URL names PostgreSQL; several
+    processes may then serve one database, and one of them at a time runs the controller.
+    """
     from evota.server.app import create_app
     from evota.server.runner import serve_forever
 
     dep = open_deployment(home)
     host = host or dep.settings.server_host
     port = port if port is not None else dep.settings.server_port
-    console.print(f"serving {dep.home.path} on http://{host}:{port}/repo/")
-    serve_forever(create_app(dep), host, port)
+    with database(home) as db:
+        console.print(f"serving {dep.home.path} on http://{host}:{port} (/repo/, /api/v1/, /docs)")
+        serve_forever(create_app(dep, db, tick_interval_s=tick_seconds or None), host, port)
 
 
 @app.command("version")

@@ -59,20 +59,7 @@ def audit_list(
     with database(home) as db:
         entries = list_entries(db, limit=limit)
     if as_json:
-        print_json(
-            [
-                {
-                    "seq": e.seq,
-                    "at": e.at.isoformat(),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "subject": e.subject,
-                    "details": dict(e.details),
-                    "hash": e.hash,
-                }
-                for e in entries
-            ]
-        )
+        print_json([e.to_json() for e in entries])
         return
     table = Table("seq", "at (UTC)", "actor", "action", "subject")
     for e in entries:

@@ -8,8 +8,9 @@ and applies the decisions in one transaction. It decides, in this order:
    failed or rolled back), more than `error_threshold_pct` of them failing halts the campaign.
    A vehicle that waits for its preconditions is not a failure ("deferred is not failed").
 3. Offers: vehicles of the waves so far that are not yet offered, in wave then VIN order:
-   held if incompatible, waiting (with every reason) if a gate or window says no, else offered
-   while the throttle (`max_concurrent` installs in flight) has room.
+   held if incompatible, waiting (with every reason) if a gate or window says no or the vehicle
+   is not provisioned yet, else offered while the throttle (`max_concurrent` installs in
+   flight) has room.
 4. Progress: the wave advances when its dwell time has passed since it started, nothing of it
    is in flight, and at least `success_threshold_pct` of its compatible vehicles are updated;
    after the last wave the campaign completes when nothing is left to offer or in flight.
@@ -96,6 +97,7 @@ class DeviceView:
     consent: bool = False
     incompatible: str | None = None  # why, if the release breaks a constraint on this vehicle
     offered_at: dt.datetime | None = None
+    provisioned: bool = True  # its keys are registered with the director, so it can be assigned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +188,8 @@ def plan(view: CampaignView, now: dt.datetime) -> list[Decision]:
             decisions.append(Hold(d.vin, f"incompatible ({d.incompatible})"))
             continue
         reasons = check_preconditions(policy.preconditions, d.energy, consent=d.consent, now=now)
+        if not d.provisioned:
+            reasons.append("provisioning: no keys registered with the director")
         if not in_window(policy.windows, d.time_zone, now):
             reasons.append("window: outside the maintenance window")
         if reasons:

@@ -141,7 +141,9 @@ class Director:
         Other ECUs keep their current assignment. Refused (InputError) when the vehicle or an
         ECU is unknown, an image is not in the image repository or not built for that ECU's
         type and hardware, or `release` names a bundle whose images are not all assigned.
-        Returns the full assignment now signed.
+        Idempotent: an assignment already signed signs nothing new (the rollout controller
+        relies on this to finish an interrupted offer without repeating it). Returns the full
+        assignment now signed.
         """
         published = {i.path: i for i in self.images.images()}
         return self._assign(self.vehicle(vin), ecu_targets, release, published)
@@ -178,17 +180,17 @@ class Director:
         with exclusive_lock(self.home.lock_file):
             chain = self.chain(vehicle.vin)
             md = chain.targets()
-            merged = {**_assignments(md.signed), **ecu_targets}
+            current = _assignments(md.signed)
+            named = list(director_targets_custom(md.signed).get("releases", []))
+            merged = {**current, **ecu_targets}
             # Releases signed earlier stay named while all their images stay assigned, so a
             # later assignment (another ECU) does not lose the install order they give.
-            releases = [
-                r
-                for r in director_targets_custom(md.signed).get("releases", [])
-                if self._release_whole(r, merged)
-            ]
+            releases = [r for r in named if self._release_whole(r, merged)]
             if release is not None:
                 path = self._check_release(release, merged)
                 releases = [*(r for r in releases if r != path), path]
+            if merged == current and releases == named:
+                return merged  # already signed: repeating an assignment changes nothing
             md.signed = _targets_for(vehicle, merged, tuple(releases), published)
             chain.commit_targets(md, self.clock.now())
         return merged

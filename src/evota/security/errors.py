@@ -19,7 +19,9 @@
           │         ├── ManifestSignatureError
           │         ├── ManifestReplayError  a counter or nonce seen before
           │         └── UnknownEcuError
-          └── RepositoryUnavailableError     could not fetch (network, HTTP error): retry later
+          ├── RepositoryUnavailableError     could not fetch (network, HTTP error): retry later
+          ├── AuthenticationError            no token, or an unknown or revoked one (HTTP 401)
+          └── PermissionDeniedError          a valid token whose role lacks the permission (HTTP 403)
 
 `VerificationError`s are evidence of an attack or a broken repository and must be reported;
 `RepositoryUnavailableError` is ordinary weather.
@@ -30,6 +32,7 @@ from __future__ import annotations
 from evota.errors import EvotaError
 
 __all__ = [
+    "AuthenticationError",
     "DirectorImageMismatchError",
     "EndlessDataError",
     "FreezeError",
@@ -42,6 +45,7 @@ __all__ = [
     "MetadataRollbackError",
     "MixAndMatchError",
     "PartialBundleError",
+    "PermissionDeniedError",
     "RepositoryUnavailableError",
     "SecurityError",
     "SignatureError",
@@ -144,3 +148,13 @@ class UnknownEcuError(ManifestError):
 class RepositoryUnavailableError(SecurityError):
     code = "repository_unavailable"
     default_message = "repository could not be reached"
+
+
+class AuthenticationError(SecurityError):
+    code = "unauthenticated"
+    default_message = "a valid bearer token is required"
+
+
+class PermissionDeniedError(SecurityError):
+    code = "forbidden"
+    default_message = "this token's role does not allow that"

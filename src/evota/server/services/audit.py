@@ -51,8 +51,9 @@ def record(
     return AuditEntry(seq, now, actor, action, subject, clean, prev, digest)
 
 
-def list_entries(db: Database, *, limit: int | None = None) -> list[AuditEntry]:
-    query = select(AuditRow).order_by(AuditRow.seq)
+def list_entries(db: Database, *, limit: int | None = None, after: int = 0) -> list[AuditEntry]:
+    """Entries oldest first, from the one after sequence number `after` (for paging)."""
+    query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq)
     if limit is not None:
         query = query.limit(limit)
     with db.sessions() as session:

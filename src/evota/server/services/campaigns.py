@@ -28,12 +28,19 @@ from evota.domain.campaign import (
 )
 from evota.domain.identifiers import validate_name
 from evota.domain.planner import DeviceStatus, RolloutPolicy, policy_from_dict, policy_to_dict
-from evota.errors import InputError
+from evota.errors import InputError, NotFoundError
 from evota.server.services.audit import record
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow, VehicleTagRow
 
-__all__ = ["CampaignSummary", "Selector", "campaign_summary", "create_campaign", "move_campaign"]
+__all__ = [
+    "CampaignSummary",
+    "Selector",
+    "campaign_summary",
+    "create_campaign",
+    "list_campaigns",
+    "move_campaign",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,11 +223,18 @@ def campaign_summary(db: Database, name: str) -> CampaignSummary:
     )
 
 
+def list_campaigns(db: Database) -> list[CampaignSummary]:
+    """Every campaign, newest first."""
+    with db.sessions() as session:
+        names = session.scalars(select(CampaignRow.name).order_by(CampaignRow.id.desc())).all()
+    return [campaign_summary(db, name) for name in names]
+
+
 def _load(session: Session, name: str, *, lock: bool = False) -> CampaignRow:
     query = select(CampaignRow).where(CampaignRow.name == name)
     if lock:
         query = query.with_for_update()  # PostgreSQL: concurrent approvals queue up
     campaign = session.scalars(query).one_or_none()
     if campaign is None:
-        raise InputError(f"no campaign named {name}")
+        raise NotFoundError(f"no campaign named {name}")
     return campaign

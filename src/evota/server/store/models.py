@@ -18,11 +18,26 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["AuditRow", "Base", "CampaignRow", "CampaignVehicleRow", "EcuRow", "VehicleRow", "VehicleTagRow"]
+__all__ = [
+    "AuditRow",
+    "Base",
+    "CampaignRow",
+    "CampaignVehicleRow",
+    "DeviceStepRow",
+    "DeviceTokenRow",
+    "EcuRow",
+    "TelemetryRow",
+    "UserRow",
+    "UserTokenRow",
+    "VehicleRow",
+    "VehicleTagRow",
+]
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING = {
@@ -32,6 +47,29 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and read back timezone-aware on every backend.
+
+    SQLite keeps no offset and hands back naive values, PostgreSQL hands back the session's
+    zone; the planner compares them with an aware `now`, so both are normalised here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} would be stored without its time zone")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -49,8 +87,8 @@ class VehicleRow(Base):
     climate_zone: Mapped[str] = mapped_column(String(16), index=True)
     time_zone: Mapped[str] = mapped_column(String(64))
     primary_serial: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_contact_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # The latest energy state the vehicle reported (None until it reports).
     soc: Mapped[float | None] = mapped_column(Float)
     soh: Mapped[float | None] = mapped_column(Float)
@@ -58,7 +96,11 @@ class VehicleRow(Base):
     plugged_in: Mapped[bool | None] = mapped_column(Boolean)
     gear: Mapped[str | None] = mapped_column(String(1))
     ambient_c: Mapped[float | None] = mapped_column(Float)
-    energy_reported_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    energy_reported_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Set when the vehicle's keys are registered with the director and its token issued.
+    provisioned_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The counter of the last accepted version manifest; the next must exceed it (replay).
+    manifest_counter: Mapped[int] = mapped_column(Integer, default=0)
 
     ecus: Mapped[list[EcuRow]] = relationship(
         back_populates="vehicle", cascade="all, delete-orphan", order_by="EcuRow.serial"
@@ -81,6 +123,7 @@ class EcuRow(Base):
     installed_target: Mapped[str | None] = mapped_column(String(512))
     pending_version: Mapped[str | None] = mapped_column(String(64))
     public_key: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    report_counter: Mapped[int] = mapped_column(Integer, default=0)
 
     vehicle: Mapped[VehicleRow] = relationship(back_populates="ecus")
 
@@ -106,11 +149,11 @@ class CampaignRow(Base):
     policy: Mapped[dict[str, object]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     current_wave: Mapped[int] = mapped_column(Integer)
-    wave_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    wave_started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(64))
     approved_by: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class CampaignVehicleRow(Base):
@@ -122,18 +165,89 @@ class CampaignVehicleRow(Base):
     wave: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[str] | None] = mapped_column(JSON)
-    offered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # False while an offer is decided but not yet signed by the director (the outbox): the
+    # controller signs it after the deciding transaction commits, so a crash between the two
+    # is finished by the next tick instead of losing the assignment.
+    assigned: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_by: Mapped[str | None] = mapped_column(String(64))
+    consent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class AuditRow(Base):
     __tablename__ = "audit_log"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, object]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserTokenRow(Base):
+    """An operator API token; only its SHA-256 is stored, so a database leak leaks no token."""
+
+    __tablename__ = "user_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class DeviceTokenRow(Base):
+    """A vehicle's API token, issued at provisioning (SHA-256 stored, as for users)."""
+
+    __tablename__ = "device_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class DeviceStepRow(Base):
+    """One step an agent reported (downloading … committed / rolled back), with its reason."""
+
+    __tablename__ = "device_steps"
+    __table_args__ = (Index("ix_device_steps_vehicle_at", "vehicle_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    release: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(512))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class TelemetryRow(Base):
+    """One KPI sample of a vehicle (a row per value, so health gates query by KPI and time)."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (
+        Index("ix_telemetry_vehicle_at", "vehicle_id", "at"),
+        Index("ix_telemetry_kpi_at", "kpi", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    kpi: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,436 @@
+"""The rollout controller: each tick loads every running campaign, asks the pure planner what
+to do, and applies the answer.
+
+One campaign is one transaction: its row is locked (`FOR UPDATE` on PostgreSQL), the
+decisions are written with conditional updates (`… WHERE status = 'pending'`, so a device
+report that lands meanwhile is never overwritten), and one audit entry says what changed and
+for which vehicles. Signing the director targets happens after that commit, from an outbox:
+an offered row starts with `assigned = false` and is flipped once the director has signed.
+A process killed between the two leaves the flag false and the next tick (of this process or
+of the next leader) signs it; the director's assignment is idempotent, so a signature that did
+land before the kill is not repeated. Nothing is decided in memory that the database does not
+hold, so a restart resumes exactly where the last commit left off.
+
+Several server processes may share one PostgreSQL database: `Leadership` holds a session-level
+advisory lock on a dedicated connection, and only its holder ticks. On SQLite one process
+serves a home, so it always leads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from evota.domain.campaign import CampaignEvent, CampaignState, transition
+from evota.domain.compat import hold_reason
+from evota.domain.gates import EnergyState, Gear
+from evota.domain.planner import (
+    Advance,
+    CampaignView,
+    Complete,
+    Decision,
+    DeviceStatus,
+    DeviceView,
+    Halt,
+    Hold,
+    Offer,
+    TimeOut,
+    Wait,
+    plan,
+    policy_from_dict,
+)
+from evota.domain.registry import EcuSpec
+from evota.domain.release import ImageMeta, bundle_target_path
+from evota.errors import EvotaError
+from evota.security.director import Director
+from evota.security.image_repo import ImageRepository
+from evota.server.services.audit import record
+from evota.server.store.db import Database
+from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow
+
+__all__ = ["ACTOR", "Leadership", "TickReport", "dispatch", "release_images", "tick"]
+
+log = logging.getLogger("evota.controller")
+
+ACTOR = "controller"
+_LEADER_LOCK = 0x65766F7463  # "evotc": held by the process that runs the controller
+
+
+@dataclasses.dataclass
+class TickReport:
+    """What one tick did, for logs, tests and benchmarks."""
+
+    campaigns: int = 0
+    offered: int = 0
+    assigned: int = 0
+    held: int = 0
+    timed_out: int = 0
+    advanced: list[str] = dataclasses.field(default_factory=list)
+    halted: list[str] = dataclasses.field(default_factory=list)
+    completed: list[str] = dataclasses.field(default_factory=list)
+
+
+def release_images(images: ImageRepository, release: str) -> list[tuple[str, ImageMeta]] | None:
+    """The (path, metadata) of each image of `release`, in install order; None if unpublished."""
+    path = bundle_target_path(release)
+    bundle = next((b for b in images.bundles() if b.path == path), None)
+    if bundle is None:
+        return None
+    published = {i.path: i.meta for i in images.images()}
+    if any(p not in published for p in bundle.meta.images):
+        return None
+    return [(p, published[p]) for p in bundle.meta.images]
+
+
+def tick(db: Database, director: Director, now: dt.datetime) -> TickReport:
+    """Plan and apply every running campaign, then sign the offers not yet signed."""
+    report = TickReport()
+    with db.sessions() as session:
+        ids = session.scalars(
+            select(CampaignRow.id)
+            .where(CampaignRow.state == CampaignState.RUNNING.value)
+            .order_by(CampaignRow.id)
+        ).all()
+    for campaign_id in ids:
+        _tick_campaign(db, director, campaign_id, now, report)
+        report.campaigns += 1
+    report.assigned += dispatch(db, director, now)
+    return report
+
+
+def _tick_campaign(
+    db: Database, director: Director, campaign_id: int, now: dt.datetime, report: TickReport
+) -> None:
+    with db.sessions.begin() as session:
+        campaign = session.scalars(
+            select(CampaignRow).where(CampaignRow.id == campaign_id).with_for_update()
+        ).one()
+        if campaign.state != CampaignState.RUNNING.value:
+            return  # an operator moved it since the list was read
+        release = release_images(director.images, campaign.release)
+        if release is None:
+            _halt(session, campaign, f"release {campaign.release} is not in the image repository", now)
+            report.halted.append(campaign.name)
+            return
+        view, reasons = _load_view(session, campaign, release)
+        decisions = plan(view, now)
+        _apply(session, campaign, decisions, reasons, now, report)
+
+
+def _load_view(
+    session: Session, campaign: CampaignRow, release: Sequence[tuple[str, ImageMeta]]
+) -> tuple[CampaignView, dict[str, tuple[int, list[str] | None]]]:
+    """The planner's view of a campaign, and per VIN its vehicle id and stored reasons."""
+    rows = session.execute(
+        select(
+            VehicleRow.id,
+            VehicleRow.vin,
+            VehicleRow.time_zone,
+            VehicleRow.soc,
+            VehicleRow.soh,
+            VehicleRow.charging,
+            VehicleRow.plugged_in,
+            VehicleRow.gear,
+            VehicleRow.ambient_c,
+            VehicleRow.energy_reported_at,
+            VehicleRow.provisioned_at,
+            CampaignVehicleRow.wave,
+            CampaignVehicleRow.status,
+            CampaignVehicleRow.reasons,
+            CampaignVehicleRow.offered_at,
+            CampaignVehicleRow.consent_at,
+        )
+        .join(CampaignVehicleRow, CampaignVehicleRow.vehicle_id == VehicleRow.id)
+        .where(CampaignVehicleRow.campaign_id == campaign.id)
+    ).all()
+    undecided = {DeviceStatus.PENDING.value, DeviceStatus.HELD.value}
+    holds = _hold_reasons(
+        session,
+        campaign.id,
+        [r.id for r in rows if r.status in undecided and r.wave <= campaign.current_wave],
+        release,
+    )
+    devices = []
+    stored: dict[str, tuple[int, list[str] | None]] = {}
+    for r in rows:
+        stored[r.vin] = (r.id, r.reasons)
+        # A held vehicle is judged again each tick: once its other ECUs are updated, it may go.
+        status = DeviceStatus.PENDING if r.status in undecided else DeviceStatus(r.status)
+        devices.append(
+            DeviceView(
+                vin=r.vin,
+                wave=r.wave,
+                status=status,
+                time_zone=r.time_zone,
+                energy=_energy(r),
+                consent=r.consent_at is not None,
+                incompatible=holds.get(r.id),
+                offered_at=r.offered_at,
+                provisioned=r.provisioned_at is not None,
+            )
+        )
+    view = CampaignView(
+        state=CampaignState(campaign.state),
+        policy=policy_from_dict(campaign.policy),
+        wave=campaign.current_wave,
+        waves=len(campaign.waves),
+        wave_started_at=campaign.wave_started_at or campaign.updated_at,
+        devices=devices,
+    )
+    return view, stored
+
+
+def _energy(r: Any) -> EnergyState | None:
+    """The energy state in a loaded row (None when the vehicle never reported a usable one)."""
+    if r.energy_reported_at is None or r.soc is None:
+        return None
+    try:
+        gear = Gear(r.gear or "")
+    except ValueError:
+        return None  # an unknown gear cannot show the vehicle is parked: treat as no state
+    return EnergyState(
+        soc_pct=float(r.soc),
+        charging=bool(r.charging),
+        plugged_in=bool(r.plugged_in),
+        gear=gear,
+        ambient_c=float(r.ambient_c or 0.0),
+        reported_at=r.energy_reported_at,
+        soh_pct=r.soh,
+    )
+
+
+def _hold_reasons(
+    session: Session, campaign_id: int, vehicle_ids: Sequence[int], release: Sequence[tuple[str, ImageMeta]]
+) -> dict[int, str]:
+    """Vehicle id → why the release is incompatible with it, for the undecided vehicles.
+
+    Fleets have few ECU configurations, so the matrix is judged once per configuration.
+    """
+    if not vehicle_ids:
+        return {}
+    wanted = set(vehicle_ids)
+    ecus: dict[int, list[EcuSpec]] = {}
+    query = (
+        select(
+            EcuRow.vehicle_id, EcuRow.serial, EcuRow.ecu_type, EcuRow.hardware_id, EcuRow.installed_version
+        )
+        .join(CampaignVehicleRow, CampaignVehicleRow.vehicle_id == EcuRow.vehicle_id)
+        .where(CampaignVehicleRow.campaign_id == campaign_id)
+        .order_by(EcuRow.vehicle_id, EcuRow.serial)
+    )
+    for vid, serial, ecu_type, hardware, version in session.execute(query):
+        if vid in wanted:
+            ecus.setdefault(vid, []).append(EcuSpec(serial, ecu_type, hardware, version))
+    judged: dict[tuple[tuple[str, str, str | None], ...], str | None] = {}
+    out: dict[int, str] = {}
+    for vid in wanted:
+        specs = ecus.get(vid, [])
+        key = tuple((e.ecu_type, e.hardware_id, e.installed_version) for e in specs)
+        if key not in judged:
+            judged[key] = hold_reason(specs, release)
+        if (reason := judged[key]) is not None:
+            out[vid] = reason.removeprefix("incompatible (").removesuffix(")")
+    return out
+
+
+def _apply(
+    session: Session,
+    campaign: CampaignRow,
+    decisions: Iterable[Decision],
+    stored: dict[str, tuple[int, list[str] | None]],
+    now: dt.datetime,
+    report: TickReport,
+) -> None:
+    rows = CampaignVehicleRow
+    offered: list[str] = []
+    held: list[str] = []
+    timed_out: list[str] = []
+    done: dict[str, object] = {}
+
+    def set_row(vin: str, expect: Iterable[str], **values: object) -> bool:
+        vid = stored[vin][0]
+        result = session.execute(
+            update(rows)
+            .where(rows.campaign_id == campaign.id, rows.vehicle_id == vid, rows.status.in_(list(expect)))
+            .values(updated_at=now, **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    undecided = (DeviceStatus.PENDING.value, DeviceStatus.HELD.value)
+    policy = policy_from_dict(campaign.policy)
+    for d in decisions:
+        match d:
+            case TimeOut(vin):
+                hours = policy.install_timeout.total_seconds() / 3600
+                if set_row(
+                    vin,
+                    [DeviceStatus.OFFERED.value],
+                    status=DeviceStatus.FAILED.value,
+                    reasons=[f"timeout: no result {hours:g} h after the offer"],
+                ):
+                    timed_out.append(vin)
+            case Offer(vin):
+                if set_row(
+                    vin,
+                    undecided,
+                    status=DeviceStatus.OFFERED.value,
+                    offered_at=now,
+                    assigned=False,
+                    reasons=None,
+                ):
+                    offered.append(vin)
+            case Hold(vin, reason):
+                if stored[vin][1] != [reason] and set_row(
+                    vin, undecided, status=DeviceStatus.HELD.value, reasons=[reason]
+                ):
+                    held.append(vin)
+            case Wait(vin, reasons):
+                if stored[vin][1] != list(reasons):
+                    set_row(vin, undecided, status=DeviceStatus.PENDING.value, reasons=list(reasons))
+            case Advance(to_wave):
+                campaign.current_wave, campaign.wave_started_at = to_wave, now
+                done["advanced_to_wave"] = to_wave + 1
+                report.advanced.append(campaign.name)
+            case Halt(reason):
+                _halt(session, campaign, reason, now, record_entry=False)
+                done["halted"] = reason
+                report.halted.append(campaign.name)
+            case Complete():
+                campaign.state = transition(CampaignState(campaign.state), CampaignEvent.COMPLETE).value
+                done["completed"] = True
+                report.completed.append(campaign.name)
+    report.offered += len(offered)
+    report.held += len(held)
+    report.timed_out += len(timed_out)
+    if offered or held or timed_out or done:
+        campaign.updated_at = now
+        details: dict[str, object] = {"release": campaign.release, "wave": campaign.current_wave + 1}
+        for key, vins in (("offered", offered), ("held", held), ("timed_out", timed_out)):
+            if vins:
+                details[key] = vins
+        details.update(done)
+        record(
+            session,
+            actor=ACTOR,
+            action="campaign.tick",
+            subject=f"campaign:{campaign.name}",
+            details=details,
+            now=now,
+        )
+
+
+def _halt(
+    session: Session, campaign: CampaignRow, reason: str, now: dt.datetime, *, record_entry: bool = True
+) -> None:
+    campaign.state = transition(CampaignState(campaign.state), CampaignEvent.HALT).value
+    campaign.updated_at = now
+    if record_entry:
+        record(
+            session,
+            actor=ACTOR,
+            action="campaign.halt",
+            subject=f"campaign:{campaign.name}",
+            details={"reason": reason},
+            now=now,
+        )
+
+
+def dispatch(db: Database, director: Director, now: dt.datetime) -> int:
+    """Sign the director targets of every offer not signed yet (the outbox); returns how many.
+
+    Offers of campaigns no longer running stay unsigned: an operator who paused or aborted
+    a campaign between the decision and the signature has the last word.
+    """
+    with db.sessions() as session:
+        pending = session.execute(
+            select(
+                CampaignVehicleRow.campaign_id,
+                CampaignVehicleRow.vehicle_id,
+                VehicleRow.vin,
+                CampaignRow.release,
+            )
+            .join(VehicleRow, VehicleRow.id == CampaignVehicleRow.vehicle_id)
+            .join(CampaignRow, CampaignRow.id == CampaignVehicleRow.campaign_id)
+            .where(
+                CampaignVehicleRow.status == DeviceStatus.OFFERED.value,
+                CampaignVehicleRow.assigned.is_(False),
+                CampaignRow.state == CampaignState.RUNNING.value,
+            )
+            .order_by(CampaignVehicleRow.campaign_id, VehicleRow.vin)
+        ).all()
+    signed = 0
+    for campaign_id, vehicle_id, vin, release in pending:
+        where = (
+            CampaignVehicleRow.campaign_id == campaign_id,
+            CampaignVehicleRow.vehicle_id == vehicle_id,
+            CampaignVehicleRow.status == DeviceStatus.OFFERED.value,
+        )
+        try:
+            director.assign_release(vin, release)
+        except EvotaError as e:
+            # The director refuses what the registry let through (e.g. keys re-registered with
+            # other ECUs): the vehicle is held with the director's reason, not failed.
+            log.warning("director refused %s for %s: %s", release, vin, e)
+            with db.sessions.begin() as session:
+                session.execute(
+                    update(CampaignVehicleRow)
+                    .where(*where)
+                    .values(status=DeviceStatus.HELD.value, reasons=[f"director: {e}"], updated_at=now)
+                )
+            continue
+        with db.sessions.begin() as session:
+            session.execute(update(CampaignVehicleRow).where(*where).values(assigned=True))
+        signed += 1
+    return signed
+
+
+class Leadership:
+    """Who runs the controller among the server processes sharing a database.
+
+    PostgreSQL: a session-level advisory lock on a connection kept for the purpose; if that
+    connection dies the lock is gone, so each check pings it and campaigns for the lock
+    again. SQLite: one process per home, always the leader.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._connection: Connection | None = None
+
+    def is_leader(self) -> bool:
+        if self.db.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._connection is not None:
+                self._connection.execute(text("SELECT 1"))
+                return True
+            connection = self.db.engine.connect()
+            won = bool(
+                connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar()
+            )
+            connection.commit()
+            if won:
+                self._connection = connection
+            else:
+                connection.close()
+            return won
+        except DBAPIError as e:
+            log.warning("lost the controller lock: %s", e)
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(DBAPIError):  # if the connection is gone, so is the lock
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
+            # Invalidate rather than return it to the pool: a pooled session would keep the lock.
+            connection.invalidate()
+            connection.close()
