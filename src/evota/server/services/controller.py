@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -149,13 +149,17 @@ def _load_view(
             CampaignVehicleRow.consent_at,
         )
         .join(CampaignVehicleRow, CampaignVehicleRow.vehicle_id == VehicleRow.id)
-        .where(CampaignVehicleRow.campaign_id == campaign.id)
+        # Later waves cannot matter to the planner: it acts on the waves so far only.
+        .where(
+            CampaignVehicleRow.campaign_id == campaign.id, CampaignVehicleRow.wave <= campaign.current_wave
+        )
     ).all()
     undecided = {DeviceStatus.PENDING.value, DeviceStatus.HELD.value}
     holds = _hold_reasons(
         session,
         campaign.id,
-        [r.id for r in rows if r.status in undecided and r.wave <= campaign.current_wave],
+        campaign.current_wave,
+        [r.id for r in rows if r.status in undecided],
         release,
     )
     devices = []
@@ -208,7 +212,11 @@ def _energy(r: Any) -> EnergyState | None:
 
 
 def _hold_reasons(
-    session: Session, campaign_id: int, vehicle_ids: Sequence[int], release: Sequence[tuple[str, ImageMeta]]
+    session: Session,
+    campaign_id: int,
+    wave: int,
+    vehicle_ids: Sequence[int],
+    release: Sequence[tuple[str, ImageMeta]],
 ) -> dict[int, str]:
     """Vehicle id → why the release is incompatible with it, for the undecided vehicles.
 
@@ -223,7 +231,11 @@ def _hold_reasons(
             EcuRow.vehicle_id, EcuRow.serial, EcuRow.ecu_type, EcuRow.hardware_id, EcuRow.installed_version
         )
         .join(CampaignVehicleRow, CampaignVehicleRow.vehicle_id == EcuRow.vehicle_id)
-        .where(CampaignVehicleRow.campaign_id == campaign_id)
+        .where(
+            CampaignVehicleRow.campaign_id == campaign_id,
+            CampaignVehicleRow.wave <= wave,
+            CampaignVehicleRow.status.in_([DeviceStatus.PENDING.value, DeviceStatus.HELD.value]),
+        )
         .order_by(EcuRow.vehicle_id, EcuRow.serial)
     )
     for vid, serial, ecu_type, hardware, version in session.execute(query):
@@ -266,6 +278,7 @@ def _apply(
 
     undecided = (DeviceStatus.PENDING.value, DeviceStatus.HELD.value)
     policy = policy_from_dict(campaign.policy)
+    waits: list[dict[str, object]] = []  # many per tick on a big wave: written in one executemany
     for d in decisions:
         match d:
             case TimeOut(vin):
@@ -294,7 +307,7 @@ def _apply(
                     held.append(vin)
             case Wait(vin, reasons):
                 if stored[vin][1] != list(reasons):
-                    set_row(vin, undecided, status=DeviceStatus.PENDING.value, reasons=list(reasons))
+                    waits.append({"vid": stored[vin][0], "new_reasons": list(reasons)})
             case Advance(to_wave):
                 campaign.current_wave, campaign.wave_started_at = to_wave, now
                 done["advanced_to_wave"] = to_wave + 1
@@ -307,6 +320,18 @@ def _apply(
                 campaign.state = transition(CampaignState(campaign.state), CampaignEvent.COMPLETE).value
                 done["completed"] = True
                 report.completed.append(campaign.name)
+    if waits:
+        session.connection().execute(
+            update(rows)
+            .where(
+                rows.campaign_id == campaign.id,
+                rows.vehicle_id == bindparam("vid"),
+                # Not IN (…): expanding parameters cannot be used with executemany.
+                or_(rows.status == undecided[0], rows.status == undecided[1]),
+            )
+            .values(status=DeviceStatus.PENDING.value, reasons=bindparam("new_reasons"), updated_at=now),
+            waits,
+        )
     report.offered += len(offered)
     report.held += len(held)
     report.timed_out += len(timed_out)
@@ -403,21 +428,30 @@ class Leadership:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._connection: Connection | None = None
+        self._backend_pid: int | None = None
 
     def is_leader(self) -> bool:
         if self.db.engine.dialect.name != "postgresql":
             return True
         try:
             if self._connection is not None:
-                self._connection.execute(text("SELECT 1"))
-                return True
+                # The same server session must still be there: SQLAlchemy reconnects an
+                # invalidated connection silently, and a new session does not hold the lock.
+                pid = self._connection.execute(text("SELECT pg_backend_pid()")).scalar()
+                self._connection.commit()
+                if pid == self._backend_pid:
+                    return True
+                log.warning("the controller's database session was replaced; leadership lost")
+                self.release()
+                return False
             connection = self.db.engine.connect()
             won = bool(
                 connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar()
             )
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar()
             connection.commit()
             if won:
-                self._connection = connection
+                self._connection, self._backend_pid = connection, int(pid or 0)
             else:
                 connection.close()
             return won
