@@ -33,6 +33,8 @@ UPTANE = "src/evota/security/uptane.py"
 CLIENT = "src/evota/security/tuf_client.py"
 MANIFEST = "src/evota/security/manifest.py"
 ATTACKS = "tests/security/test_attacks.py"
+DEVICES = "src/evota/server/services/devices.py"
+ROLLOUT = "tests/server/test_rollout_api.py"
 WRITE_SNAPSHOT = '        _write(self.folder / f"{snap.version}.snapshot.json", md)\n'
 NEW_TIMESTAMP = "        self._write_timestamp(now, snap.version, v)\n"
 
@@ -176,6 +178,27 @@ MUTATIONS = [
         "        if report.counter <= previous:",
         "        if False:",
         "tests/security/test_manifest.py::test_replayed_ecu_report_inside_a_new_manifest_is_refused",
+    ),
+    Mutation(
+        "stored manifest counter",
+        DEVICES,
+        "        vehicle.manifest_counter = verified.counters.vehicle\n",
+        "",
+        f"{ROLLOUT}::test_a_manifest_counter_at_or_below_the_stored_one_is_refused[sqlite]",
+    ),
+    Mutation(
+        "revoked device token",
+        DEVICES,
+        ".where(DeviceTokenRow.token_hash == token_hash(token), DeviceTokenRow.revoked_at.is_(None))",
+        ".where(DeviceTokenRow.token_hash == token_hash(token))",
+        f"{ROLLOUT}::test_re_provisioning_revokes_the_old_token_and_other_keys_are_refused[sqlite]",
+    ),
+    Mutation(
+        "operator role",
+        "src/evota/server/auth.py",
+        "            if not allows(principal.role, permission):",
+        "            if False:",
+        f"{ROLLOUT}::test_gates_keep_vehicles_waiting_with_their_reasons[sqlite]",
     ),
 ]
 

@@ -56,7 +56,9 @@ class World:
     def as_(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
-    def manifest(self, car: Car, installed: dict[str, str] | None = None) -> dict[str, Any]:
+    def manifest(
+        self, car: Car, installed: dict[str, str] | None = None, *, vehicle_counter: int | None = None
+    ) -> dict[str, Any]:
         car.counter += 1
         now = self.clock.now()
         paths = {
@@ -78,7 +80,7 @@ class World:
             primary_serial="GW-1",
             reports=reports,
             time=now,
-            counter=car.counter,
+            counter=car.counter if vehicle_counter is None else vehicle_counter,
             signer=car.vehicle.signers["GW-1"],
         )
         return dict(json.loads(data))
@@ -318,6 +320,19 @@ def test_device_requests_are_refused_without_a_valid_token_or_manifest(world: Wo
     assert r.status_code == 401
     r = world.client.get("/api/v1/campaigns", headers={"Authorization": f"Bearer {car.token}"})
     assert r.status_code == 401
+
+
+def test_a_manifest_counter_at_or_below_the_stored_one_is_refused(world: World) -> None:
+    """The server keeps the last accepted counter: a manifest re-signed with fresh ECU reports
+    but an old vehicle counter is still a replay (a captured primary key replaying state)."""
+    car = world.cars[0]
+    headers = {"Authorization": f"Bearer {car.token}"}
+    car.counter = 10
+    r = world.client.post("/api/v1/device/checkin", json={"manifest": world.manifest(car)}, headers=headers)
+    assert r.status_code == 200 and r.json()["manifest_counter"] == 11
+    stale = world.manifest(car, vehicle_counter=11)  # ECU reports at 12, above their last
+    r = world.client.post("/api/v1/device/checkin", json={"manifest": stale}, headers=headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "manifest_replay"
 
 
 def test_re_provisioning_revokes_the_old_token_and_other_keys_are_refused(world: World) -> None:
