@@ -1,8 +1,9 @@
-"""`evota campaign` end to end through the CLI: create, four eyes, start, show."""
+"""`evota campaign` end to end through the CLI: create, four eyes, start, show, report."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -92,3 +93,81 @@ def test_audit_verify_through_the_cli(tmp_path: Path) -> None:
         db.execute("UPDATE audit_log SET actor = 'mallory'")
     code, _, err = cli("audit", "verify", "--home", home)
     assert code == 1 and "entry 1: content changed" in err
+
+
+def started_campaign(tmp_path: Path) -> Path:
+    """A home with 10 vehicles and campaign bms-2-4 running (waves of 5 and 5)."""
+    home = tmp_path / "home"
+    assert cli("init", "--home", home)[0] == 0
+    fw = tmp_path / "bms-2.4.0.bin"
+    fw.write_bytes(b"\x01" * 2048)
+    add = ("release", "add", fw, "--ecu-type", "bms", "--hardware-id", "bms-gen2", "--version", "2.4.0")
+    assert cli(*add, "--home", home)[0] == 0
+    assert cli("release", "bundle", "energy", "--image", "bms/2.4.0/bms-2.4.0.bin", "--home", home)[0] == 0
+    csv = tmp_path / "fleet.csv"
+    csv.write_text(
+        "vin,model,depot,region,climate_zone,time_zone,tags,ecus\n"
+        + "".join(f"WVWZZZ1JZ3W3867{i:02d},eVan,d{i % 2},eu,cold,Europe/Berlin,,{ECUS}\n" for i in range(10))
+    )
+    assert cli("fleet", "import", csv, "--home", home)[0] == 0
+    create = ("campaign", "create", "bms-2-4", "--release", "energy", "--waves", "50,100")
+    assert cli(*create, "--by", "alice", "--home", home)[0] == 0
+    assert cli("campaign", "approve", "bms-2-4", "--by", "bob", "--home", home)[0] == 0
+    assert cli("campaign", "start", "bms-2-4", "--by", "alice", "--home", home)[0] == 0
+    # What the controller and the vehicles would have written: in wave 1, one van waits for
+    # charge, one updated, one installs but has been silent since 2020.
+    with sqlite3.connect(home / "evota.db") as db:
+        first = [
+            v for (v,) in db.execute("SELECT vehicle_id FROM campaign_vehicles WHERE wave = 0 ORDER BY 1")
+        ]
+        db.execute(
+            "UPDATE campaign_vehicles SET reasons = ? WHERE vehicle_id = ?", ('["soc 42 % < 60 %"]', first[0])
+        )
+        db.execute("UPDATE campaign_vehicles SET status = 'updated' WHERE vehicle_id = ?", (first[1],))
+        db.execute("UPDATE campaign_vehicles SET status = 'offered' WHERE vehicle_id = ?", (first[2],))
+        db.execute(
+            "UPDATE vehicles SET last_contact_at = '2020-01-01 00:00:00.000000' WHERE id = ?", (first[2],)
+        )
+    return home
+
+
+def table_row(out: str, first_cell: str) -> list[str]:
+    """The cells of the table row whose first cell is `first_cell`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if cells[0] == first_cell:
+            return cells[1:]
+    raise AssertionError(f"no row {first_cell!r} in:\n{out}")
+
+
+def test_campaign_report_as_text(tmp_path: Path) -> None:
+    home = started_campaign(tmp_path)
+    code, out, err = cli("campaign", "report", "bms-2-4", "--home", home)
+    assert code == 0, err
+    assert "bms-2-4: release energy, running, wave 1 of 2 since " in out and "(dwell 24 h, ends " in out
+    # vehicles, updated, installing, pending, waiting, held, failed, rolled back, > 24 h, > 7 days, never
+    assert table_row(out, "1 (50 %)") == ["5", "1", "1", "2", "1", "0", "0", "0", "1", "1", "3"]
+    assert table_row(out, "2 (100 %)") == ["5", "0", "0", "5", "0", "0", "0", "0", "0", "0", "5"]
+    assert table_row(out, "all") == ["10", "1", "1", "7", "1", "0", "0", "0", "1", "1", "8"]
+    assert table_row(out, "waiting") == ["soc", "1", "soc 42 % < 60 %"]
+    assert table_row(out, "bms") == ["2.3.0", "10", "100 %"]
+    assert table_row(out, "gateway") == ["unknown", "10", "100 %"]
+
+
+def test_campaign_report_as_json(tmp_path: Path) -> None:
+    home = started_campaign(tmp_path)
+    code, out, err = cli("campaign", "report", "bms-2-4", "--home", home, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["name"], data["state"], data["current_wave"]) == ("bms-2-4", "running", 0)
+    first = data["waves"][0]
+    assert first["index"] == 0 and first["percent"] == 50.0
+    assert (first["updated"], first["offered"], first["pending"], first["waiting"]) == (1, 1, 2, 1)
+    assert first["not_seen"] == {"over_24h": 1, "over_7d": 1, "never": 3}
+    assert data["overall"]["reasons"] == {
+        "waiting": [{"kind": "soc", "vehicles": 1, "example": "soc 42 % < 60 %"}]
+    }
+    assert data["versions"] == {"bms": {"2.3.0": 10}, "gateway": {"unknown": 10}}
+
+    code, _, err = cli("campaign", "report", "ghost", "--home", home)
+    assert code == 1 and "no campaign named ghost" in err

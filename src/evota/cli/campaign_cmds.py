@@ -1,7 +1,9 @@
-"""`evota campaign …`: create, approve (four eyes), start, pause, resume, abort, show.
+"""`evota campaign …`: create, approve (four eyes), start, pause, resume, abort, show, report.
 
-Until operator accounts and API tokens exist (campaign-server issue, access control), the
-operator names themself with --by (or EVOTA_USER); four-eyes approval compares those names.
+These commands act on the home's database directly, on the server's machine, where whoever
+can run them is trusted already: the operator names themself with --by (or EVOTA_USER) and
+four-eyes approval compares those names. Remote operators use the API (`/api/v1/campaigns`),
+where the name comes from their token and each action needs its role.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Column, Table
 
 from evota.cli.common import (
     DEFAULT_HOME,
@@ -31,6 +34,7 @@ from evota.errors import InputError
 
 if TYPE_CHECKING:
     from evota.server.services.campaigns import CampaignSummary
+    from evota.server.services.reports import CampaignReport, Tally
     from evota.server.store.db import Database
 
 campaign_app = typer.Typer(help="Staged rollouts of a release to the fleet.", no_args_is_help=True)
@@ -162,3 +166,81 @@ def show(
     from evota.server.services.campaigns import campaign_summary
 
     _show(_with_db(home, lambda db: campaign_summary(db, name)), as_json)
+
+
+@campaign_app.command("report")
+@reports_errors
+def report(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    home: HomeOpt = DEFAULT_HOME,
+    as_json: JsonOpt = False,
+) -> None:
+    """The deployment report: per wave, where the vehicles are, why they wait, who went quiet."""
+    now = open_deployment(home).clock.now()
+    from evota.server.services.reports import campaign_report
+
+    with database(home) as db:
+        result = campaign_report(db, name, now=now)
+    if as_json:
+        print_json(result.to_json())
+        return
+    _print_report(result)
+
+
+def _when(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cells(t: Tally) -> list[str]:
+    counts = (t.vehicles, t.updated, t.offered, t.pending, t.waiting, t.held, t.failed, t.rolled_back)
+    return [str(n) for n in (*counts, t.not_seen.over_24h, t.not_seen.over_7d, t.not_seen.never)]
+
+
+def _print_report(report: CampaignReport) -> None:
+    wave = f"wave {report.current_wave + 1} of {len(report.waves)}"
+    if report.wave_started_at is not None:
+        wave += f" since {_when(report.wave_started_at)}"
+    dwell = f"dwell {report.dwell.total_seconds() / 3600:g} h"
+    if (ends := report.dwell_ends_at) is not None:
+        dwell += f", ends {_when(ends)}"
+    console.print(f"{report.name}: release {report.release}, {report.state}, {wave} ({dwell})")
+    console.print(f"  as of {_when(report.generated_at)}")
+
+    statuses = ("vehicles", "updated", "installing", "pending", "waiting", "held", "failed", "rolled back")
+    quiet = ("not seen > 24 h", "> 7 days", "never seen")
+    table = Table(
+        "wave",
+        *(Column(h, justify="right") for h in (*statuses, *quiet)),
+        title="Vehicles by wave (not seen: those pending or installing)",
+    )
+    for w in report.waves:
+        table.add_row(f"{w.index + 1} ({w.percent:g} %)", *_cells(w.tally))
+    table.add_section()
+    table.add_row("all", *_cells(report.overall))
+    console.print(table)
+
+    if report.overall.reasons:
+        why = Table(
+            "status",
+            "reason",
+            Column("vehicles", justify="right"),
+            "for example",
+            title="Reasons (all waves)",
+        )
+        for status, kinds in report.overall.reasons.items():
+            for i, r in enumerate(kinds):
+                why.add_row(status.replace("_", " ") if i == 0 else "", r.kind, str(r.vehicles), r.example)
+        console.print(why)
+
+    versions = Table(
+        "ECU type",
+        "version",
+        Column("ECUs", justify="right"),
+        Column("share", justify="right"),
+        title="Installed versions (the campaign's vehicles)",
+    )
+    for ecu_type, counts in report.versions.items():
+        total = sum(counts.values())
+        for i, (version, n) in enumerate(counts.items()):
+            versions.add_row(ecu_type if i == 0 else "", version, str(n), f"{100 * n / total:.0f} %")
+    console.print(versions)

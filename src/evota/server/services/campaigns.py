@@ -39,6 +39,7 @@ __all__ = [
     "campaign_summary",
     "create_campaign",
     "list_campaigns",
+    "load_campaign",
     "move_campaign",
 ]
 
@@ -178,7 +179,7 @@ def move_campaign(
 ) -> CampaignSummary:
     """Apply a lifecycle event an operator asked for (approve enforces four eyes)."""
     with db.sessions.begin() as session:
-        campaign = _load(session, name, lock=True)
+        campaign = load_campaign(session, name, lock=True)
         state = CampaignState(campaign.state)
         if event is CampaignEvent.APPROVE:
             new = approve(state, created_by=campaign.created_by, approver=actor)
@@ -201,7 +202,7 @@ def move_campaign(
 
 def campaign_summary(db: Database, name: str) -> CampaignSummary:
     with db.sessions() as session:
-        campaign = _load(session, name)
+        campaign = load_campaign(session, name)
         rows = session.execute(
             select(CampaignVehicleRow.wave, CampaignVehicleRow.status).where(
                 CampaignVehicleRow.campaign_id == campaign.id
@@ -230,7 +231,8 @@ def list_campaigns(db: Database) -> list[CampaignSummary]:
     return [campaign_summary(db, name) for name in names]
 
 
-def _load(session: Session, name: str, *, lock: bool = False) -> CampaignRow:
+def load_campaign(session: Session, name: str, *, lock: bool = False) -> CampaignRow:
+    """The campaign named `name` in this session (NotFoundError if none); `lock` takes its row."""
     query = select(CampaignRow).where(CampaignRow.name == name)
     if lock:
         query = query.with_for_update()  # PostgreSQL: concurrent approvals queue up
