@@ -171,3 +171,39 @@ def test_campaign_report_as_json(tmp_path: Path) -> None:
 
     code, _, err = cli("campaign", "report", "ghost", "--home", home)
     assert code == 1 and "no campaign named ghost" in err
+
+
+def test_campaign_create_takes_the_whole_rollout_policy(tmp_path: Path) -> None:
+    home = started_campaign(tmp_path)
+    create = ("campaign", "create", "night", "--release", "energy", "--by", "alice", "--home", home)
+    code, out, err = cli(
+        *create,
+        "--window",
+        "22:00-05:00/0,1,2,3,4",
+        "--window",
+        "10:00-12:00",
+        "--install-timeout-hours",
+        "3",
+        "--success-threshold",
+        "90",
+        "--plugged-in",
+        "required",
+        "--charging",
+        "any",
+        "--json",
+    )
+    assert code == 0, err
+    policy = json.loads(out)["policy"]
+    assert policy["windows"] == [
+        {"start": "22:00", "end": "05:00", "weekdays": [0, 1, 2, 3, 4]},
+        {"start": "10:00", "end": "12:00", "weekdays": [0, 1, 2, 3, 4, 5, 6]},
+    ]
+    assert policy["install_timeout_s"] == 3 * 3600 and policy["success_threshold_pct"] == 90
+    assert (
+        policy["preconditions"]["plugged_in"] == "required" and policy["preconditions"]["charging"] == "any"
+    )
+    for bad in ("22:00", "25:00-05:00", "22:00-05:00/7", "22:00-22:00"):
+        code, _, err = cli(*create[:2], f"bad-{len(bad)}", *create[3:], "--window", bad)
+        assert code == 1 and "window" in err, (bad, err)
+    code, _, err = cli(*create[:2], "bad-plug", *create[3:], "--plugged-in", "sometimes")
+    assert code == 2 and "sometimes" in err

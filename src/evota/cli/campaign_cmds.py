@@ -28,7 +28,7 @@ from evota.cli.common import (
     reports_errors,
 )
 from evota.domain.campaign import DEFAULT_WAVES, CampaignEvent
-from evota.domain.gates import Preconditions
+from evota.domain.gates import MaintenanceWindow, Preconditions, Rule
 from evota.domain.planner import RolloutPolicy
 from evota.errors import InputError
 
@@ -48,6 +48,19 @@ Many = Annotated[list[str] | None, typer.Option()]
 def _with_db(home: Path, fn: Callable[[Database], CampaignSummary]) -> CampaignSummary:
     with database(home) as db:
         return fn(db)
+
+
+def _window(spec: str) -> MaintenanceWindow:
+    """`22:00-05:00` or `22:00-05:00/0,1,2,3,4` (weekdays, 0 = Monday)."""
+    hours, _, days = spec.partition("/")
+    start, sep, end = hours.partition("-")
+    try:
+        if not sep:
+            raise ValueError("no '-'")
+        weekdays = frozenset(int(d) for d in days.split(",")) if days else frozenset(range(7))
+        return MaintenanceWindow(dt.time.fromisoformat(start), dt.time.fromisoformat(end), weekdays)
+    except (ValueError, InputError) as e:
+        raise InputError(f"--window {spec!r}: expected HH:MM-HH:MM[/0,1,…] ({e})") from None
 
 
 def _show(summary: CampaignSummary, as_json: bool) -> None:
@@ -84,12 +97,27 @@ def create(
     error_threshold: Annotated[
         float, typer.Option(help="Halt when failures exceed this % of a wave's finished installs.")
     ] = 5.0,
+    install_timeout_hours: Annotated[
+        float, typer.Option(help="An offer with no result after this long counts as failed.")
+    ] = 6.0,
+    success_threshold: Annotated[
+        float, typer.Option(help="% of a wave's compatible vehicles that must be updated to advance.")
+    ] = 80.0,
     min_soc: Annotated[float, typer.Option(help="Minimum state of charge, %.")] = 60.0,
+    plugged_in: Annotated[Rule, typer.Option(help="Plugged in: required, forbidden or any.")] = Rule.ANY,
+    charging: Annotated[Rule, typer.Option(help="Charging: required, forbidden or any.")] = Rule.FORBIDDEN,
+    window: Annotated[
+        list[str] | None,
+        typer.Option(help="Maintenance window in local time, HH:MM-HH:MM[/0,1,2…] (0 = Monday); repeatable."),
+    ] = None,
     consent: Annotated[bool, typer.Option("--consent", help="Require the user's consent.")] = False,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a draft campaign: the release, the vehicles it targets, waves and gates."""
+    """Create a draft campaign: the release, the vehicles it targets, waves and gates.
+
+    The API (`POST /api/v1/campaigns`) takes the same policy, and a few more knobs.
+    """
     dep = open_deployment(home)
     if not any(b.meta.name == release for b in dep.images.bundles()):
         raise InputError(f"release {release} is not in the image repository (evota release bundle …)")
@@ -105,8 +133,13 @@ def create(
     policy = RolloutPolicy(
         dwell=dt.timedelta(hours=dwell_hours),
         max_concurrent=max_concurrent,
+        install_timeout=dt.timedelta(hours=install_timeout_hours),
         error_threshold_pct=error_threshold,
-        preconditions=Preconditions(min_soc_pct=min_soc, consent_required=consent),
+        success_threshold_pct=success_threshold,
+        preconditions=Preconditions(
+            min_soc_pct=min_soc, plugged_in=plugged_in, charging=charging, consent_required=consent
+        ),
+        windows=tuple(_window(w) for w in window or ()),
     )
     summary = _with_db(
         home,
