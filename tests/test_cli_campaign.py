@@ -207,3 +207,20 @@ def test_campaign_create_takes_the_whole_rollout_policy(tmp_path: Path) -> None:
         assert code == 1 and "window" in err, (bad, err)
     code, _, err = cli(*create[:2], "bad-plug", *create[3:], "--plugged-in", "sometimes")
     assert code == 2 and "sometimes" in err
+
+
+def test_an_anchored_head_catches_a_truncated_audit_log(tmp_path: Path) -> None:
+    home = started_campaign(tmp_path)  # import, create, approve, start: four entries
+    code, out, _ = cli("audit", "verify", "--home", home)
+    anchor = out.split("--anchor): ")[1].split()[0]
+    assert code == 0 and anchor.startswith("4:")
+    assert cli("audit", "verify", "--home", home, "--anchor", anchor)[0] == 0
+    with sqlite3.connect(home / "evota.db") as db:
+        db.execute("DELETE FROM audit_log WHERE seq >= 3")  # the chain that is left still verifies
+    assert cli("audit", "verify", "--home", home)[0] == 0
+    code, _, err = cli("audit", "verify", "--home", home, "--anchor", anchor)
+    assert code == 1 and "anchored entry 4 is gone" in err
+    code, _, err = cli("audit", "verify", "--home", home, "--anchor", "2:" + "0" * 64)
+    assert code == 1 and "anchored entry 2 has hash" in err
+    code, _, err = cli("audit", "verify", "--home", home, "--anchor", "two")
+    assert code == 1 and "expected SEQ:HASH" in err

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["GENESIS", "AuditEntry", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS", "AuditEntry", "check_anchor", "entry_hash", "verify_chain"]
 
 GENESIS = "0" * 64
 
@@ -92,3 +92,20 @@ def verify_chain(entries: Sequence[AuditEntry]) -> list[str]:
             problems.append(f"entry {e.seq}: content changed (hash does not match)")
         prev, expected_seq = e.hash, e.seq + 1
     return problems
+
+
+def check_anchor(entries: Sequence[AuditEntry], seq: int, digest: str) -> list[str]:
+    """Problems with a head recorded earlier outside the database (empty: it is still there).
+
+    A hash chain cannot show that its newest entries were cut off, nor that the whole log was
+    rewritten consistently. A head (sequence number and hash) kept elsewhere can: the entry
+    must still exist with the same hash, and everything after it must chain from it.
+    """
+    entry = next((e for e in entries if e.seq == seq), None)
+    if entry is None:
+        return [f"anchored entry {seq} is gone (the log was truncated or rewritten)"]
+    if entry.hash != digest:
+        return [
+            f"anchored entry {seq} has hash {entry.hash[:16]}…, not {digest[:16]}… (the log was rewritten)"
+        ]
+    return []
