@@ -386,3 +386,38 @@ def test_telemetry_and_steps_are_stored(world: World) -> None:
             "soc_error_pct",
         ]
         assert s.scalars(select(DeviceStepRow.step)).all() == ["downloading"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"keyid": "x"},
+        {"keyid": "x", "keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "abcd"}},
+        {"keyid": "x", "keytype": "rot13", "scheme": "rot13", "keyval": {"public": "00" * 32}},
+    ],
+)
+def test_provisioning_refuses_a_key_that_is_not_one(world: World, key: dict[str, Any]) -> None:
+    car = world.cars[0]
+    ecus = [
+        {"serial": e.serial, "ecu_type": e.ecu_type, "hardware_id": e.hardware_id, "public_key": e.public_key}
+        for e in car.vehicle.identity.ecus
+    ]
+    ecus[1]["public_key"] = key
+    r = world.client.post(
+        f"/api/v1/vehicles/{car.vin}/provision",
+        json={"primary_serial": "GW-1", "ecus": ecus},
+        headers=world.as_("alice"),
+    )
+    assert r.status_code == 422 and "not a usable key" in r.json()["error"]["message"]
+
+
+def test_the_report_is_served_to_viewers(world: World) -> None:
+    start_campaign(world)
+    for car in world.cars:
+        world.check_in(car, soc=30.0)
+    world.tick()
+    r = world.client.get("/api/v1/campaigns/energy-nov/report", headers=world.as_("vera"))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["name"] == "energy-nov" and report["waves"][0]["waiting"] == 2
+    assert world.client.get("/api/v1/campaigns/nope/report", headers=world.as_("vera")).status_code == 404

@@ -21,12 +21,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from securesystemslib.exceptions import FormatError, UnverifiedSignatureError
+from securesystemslib.exceptions import FormatError, UnverifiedSignatureError, VerificationError
 from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import Key, Signature, Signer, SSlibKey
 
 from evota.clock import utc
 from evota.domain.fleet import EcuIdentity, VehicleIdentity
+from evota.errors import InputError
 from evota.security.errors import (
     ManifestError,
     ManifestReplayError,
@@ -40,6 +41,7 @@ __all__ = [
     "EcuReport",
     "ManifestCounters",
     "VerifiedManifest",
+    "check_public_key",
     "sign_ecu_report",
     "sign_vehicle_manifest",
     "verify_vehicle_manifest",
@@ -160,6 +162,29 @@ def sign_vehicle_manifest(
         "manifest_counter": counter,
     }
     return json.dumps(_envelope(signed, signer)).encode("utf-8")
+
+
+def check_public_key(ecu: EcuIdentity) -> None:
+    """Refuse (InputError) a registered key that could never verify a signature.
+
+    Provisioning must not accept a key that only looks like one (`{"keyid": "x"}`): the
+    vehicle would be registered, and every manifest it sends refused. Verifying a dummy
+    signature makes securesystemslib load the key; a usable key fails only on the signature.
+    """
+    if ecu.public_key is None:
+        raise InputError(f"ECU {ecu.serial} has no public key")
+    key_dict = dict(ecu.public_key)
+    keyid = str(key_dict.pop("keyid"))
+    try:
+        key = SSlibKey.from_dict(keyid, key_dict)
+        key.verify_signature(Signature(keyid, "00" * 64), b"evota key check")
+    except (KeyError, TypeError, ValueError, VerificationError) as e:
+        # VerificationError ("could not verify at all") subclasses UnverifiedSignatureError
+        # ("verified: bad signature") in securesystemslib, so it must be caught first.
+        raise InputError(f"the public key of ECU {ecu.serial} is not a usable key: {e!r}") from None
+    except UnverifiedSignatureError:
+        return  # the key loaded and judged the signature: it is a key
+    raise InputError(f"the public key of ECU {ecu.serial} accepted a signature it cannot have made")
 
 
 def _check_signature(envelope: Mapping[str, Any], ecu: EcuIdentity, what: str) -> Mapping[str, Any]:

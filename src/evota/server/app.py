@@ -3,7 +3,9 @@
 `create_app` takes a wired `Deployment` (home, keys, repositories, clock) and, for the APIs
 and the rollout controller, an open `Database`; it returns the app, and nothing is built at
 import time. Errors raised by evota reach clients through one handler as
-`{"error": {"code", "message"}}` with an HTTP status chosen by error family.
+`{"error": {"code", "message"}}` with an HTTP status chosen by error family; the OpenAPI
+document lists those answers on every API route, so clients generated from it (and the
+schemathesis run in the test suite) know every status a route can give.
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from evota import __version__
 from evota.deployment import Deployment
@@ -29,6 +39,59 @@ log = logging.getLogger("evota.server")
 
 REFRESH_INTERVAL_S = 60.0
 TICK_INTERVAL_S = 10.0
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(
+        description="Stable and machine-readable: unauthenticated, forbidden, not_found, input_error, …",
+        examples=["forbidden"],
+    )
+    message: str = Field(description="Written for a fleet operator: what was wrong.")
+
+
+class ErrorBody(BaseModel):
+    """How every evota error reaches a client (see `evota_error` in `create_app`)."""
+
+    error: ErrorDetail
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """FastAPI's answer to a request that does not match the schema (a Pydantic 422)."""
+
+    detail: list[ValidationIssue]
+
+
+class HTTPErrorBody(BaseModel):
+    """Starlette's answer for a path or method no route serves."""
+
+    detail: str
+
+
+def _error(description: str, model: Any = ErrorBody) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+# The statuses the error handler below gives, for the OpenAPI document of every API route.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The body cannot be read as JSON text at all, e.g. it is not UTF-8.", HTTPErrorBody),
+    401: _error("No bearer token, or an unknown or revoked one."),
+    403: _error("The token's role lacks the permission, or a security check refused the request."),
+    404: _error("What the request names does not exist."),
+    422: _error(
+        "The request does not match the schema (`detail`), or breaks one of evota's rules (`error`).",
+        ErrorBody | ValidationErrorBody,
+    ),
+    503: _error("A signing key or the home is not usable right now."),
+}
+REPO_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: _error("No such file: also how a TUF client learns that no newer root exists.", HTTPErrorBody),
+}
 
 
 def _status(error: EvotaError) -> int:
@@ -71,13 +134,13 @@ def create_app(
                     await task
 
     app = FastAPI(title="evota", version=__version__, lifespan=lifespan)
-    app.include_router(repo_router(dep))
+    app.include_router(repo_router(dep), responses=REPO_ERRORS)
     if db is not None:
         from evota.server.device_api import device_router
         from evota.server.operator_api import operator_router
 
-        app.include_router(operator_router(dep, db))
-        app.include_router(device_router(dep, db))
+        app.include_router(operator_router(dep, db), responses=API_ERRORS)
+        app.include_router(device_router(dep, db), responses=API_ERRORS)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -92,7 +155,57 @@ def create_app(
             headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422, made renderable: it echoes the refused input, and when that is NaN
+        or an infinity (Python's JSON parser takes them, JSON output cannot carry them) the
+        default handler raised instead of answering, a 500."""
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette answers a wrong method with the `Allow` of the first route on that path,
+        but a path here often has one route per method (GET and POST /api/v1/campaigns), so
+        `Allow` would omit methods the resource supports (RFC 9110 §10.2.1): name them all."""
+        if exc.status_code == 405:
+            path, root = request.scope["path"], request.scope.get("root_path", "")
+            allowed = _allowed_methods(app.routes, path[len(root) :] if path.startswith(root) else path)
+            if allowed:
+                headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+                exc = StarletteHTTPException(405, exc.detail, headers)
+        return await http_exception_handler(request, exc)
+
     return app
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _routes(routes: list[BaseRoute]) -> Iterator[Any]:
+    """Every endpoint, however routers are nested: FastAPI 0.137 stopped copying included
+    routes into `app.routes`, and 0.137.2 added `iter_route_contexts` to flatten them."""
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # older FastAPI: app.routes is flat
+        yield from routes
+    else:
+        yield from iter_route_contexts(routes)
+
+
+def _allowed_methods(routes: list[BaseRoute], path: str) -> set[str]:
+    allowed: set[str] = set()
+    for route in _routes(routes):
+        regex, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            allowed.update(methods)
+    return allowed
 
 
 async def _refresh_loop(dep: Deployment, interval: float) -> None:

@@ -7,11 +7,12 @@ here: the agent fetches it from `/repo/director/<VIN>/metadata/` like any Uptane
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat
 
 from evota.deployment import Deployment
 from evota.domain.gates import Gear
@@ -23,18 +24,38 @@ from evota.server.store.db import Database
 __all__ = ["device_router"]
 
 
+def _rfc3339(value: object) -> object:
+    """A timestamp is RFC 3339 text. Pydantic would also take a number, as Unix seconds or
+    milliseconds by its size, or a string of digits: an agent's unit bug would then store
+    plausible wrong times instead of being refused."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and not value.isdigit():
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("expected an RFC 3339 date-time with its UTC offset, e.g. 2026-11-22T08:00:00Z")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Scalars are strict (StrictFloat, StrictBool; a float field still takes a JSON integer):
+    # an agent sending "80" or "true" has a bug that should surface here, not be papered over
+    # by coercion. NaN and Infinity (which Python's JSON parser takes) are refused.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EnergyBody(_Body):
-    soc_pct: Annotated[float, Field(ge=0, le=100)]
-    soh_pct: Annotated[float | None, Field(ge=0, le=100)] = None
-    charging: bool
-    plugged_in: bool
+    soc_pct: Annotated[StrictFloat, Field(ge=0, le=100)]
+    soh_pct: Annotated[StrictFloat | None, Field(ge=0, le=100)] = None
+    charging: StrictBool
+    plugged_in: StrictBool
     gear: Gear
-    ambient_c: Annotated[float, Field(ge=-60, le=80)]
-    at: AwareDatetime
+    ambient_c: Annotated[StrictFloat, Field(ge=-60, le=80)]
+    at: Timestamp
 
 
 class ConsentBody(_Body):
@@ -42,7 +63,7 @@ class ConsentBody(_Body):
     by: Annotated[
         str, Field(min_length=1, max_length=64, description="Who consented (driver, fleet app user).")
     ]
-    at: AwareDatetime
+    at: Timestamp
 
 
 class CheckInBody(_Body):
@@ -55,12 +76,12 @@ class StepBody(_Body):
     release: Annotated[str, Field(min_length=1, max_length=64)]
     step: Step
     reason: Annotated[str | None, Field(max_length=512)] = None
-    at: AwareDatetime
+    at: Timestamp
 
 
 class SampleBody(_Body):
-    at: AwareDatetime
-    kpis: dict[Annotated[str, Field(min_length=1, max_length=64)], float]
+    at: Timestamp
+    kpis: dict[Annotated[str, Field(min_length=1, max_length=64)], StrictFloat]
 
 
 class TelemetryBody(_Body):

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from evota.deployment import Deployment
-from evota.domain.access import Permission
+from evota.domain.access import Permission, Role
 from evota.domain.audit import verify_chain
 from evota.domain.campaign import DEFAULT_WAVES, CampaignEvent
 from evota.domain.fleet import EcuIdentity, VehicleIdentity
@@ -23,7 +23,7 @@ from evota.domain.planner import RolloutPolicy, policy_from_dict, policy_to_dict
 from evota.domain.registry import parse_vehicle_csv
 from evota.errors import InputError
 from evota.server.auth import OperatorAuth
-from evota.server.services import audit, campaigns, devices, fleet, users
+from evota.server.services import audit, campaigns, devices, fleet, reports, users
 from evota.server.services.users import Principal
 from evota.server.store.db import Database
 
@@ -33,10 +33,14 @@ _DEFAULTS = policy_to_dict(RolloutPolicy())
 _DEFAULT_PRE: dict[str, Any] = _DEFAULTS["preconditions"]  # type: ignore[assignment]
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_SEQ = 2**63 - 1  # the largest integer a database column holds (SQLite, PostgreSQL bigint)
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Python's JSON parser takes NaN and Infinity, which JSON does not have. Refused here: they
+    # slip through checks written as comparisons (an empty ambient range is `min > max`, false
+    # for NaN), and PostgreSQL then refuses the stored policy (a 500).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class VehicleImport(_Body):
@@ -107,7 +111,7 @@ class CampaignBody(_Body):
 
 class UserBody(_Body):
     name: Name
-    role: str = Field(description="viewer, operator, release-manager, approver or admin.")
+    role: Role
 
 
 class TokenBody(_Body):
@@ -199,6 +203,11 @@ def operator_router(dep: Deployment, db: Database) -> APIRouter:
     def get_campaign(name: str, _: Principal = read) -> dict[str, object]:
         return campaigns.campaign_summary(db, name).to_json()
 
+    @router.get("/campaigns/{name}/report")
+    def get_campaign_report(name: str, _: Principal = read) -> dict[str, object]:
+        """The deployment report (as `evota campaign report --json`)."""
+        return dict(reports.campaign_report(db, name, now=dep.clock.now()).to_json())
+
     def move(event: CampaignEvent, permission: Any) -> None:
         @router.post(f"/campaigns/{{name}}/{event.value}", name=f"campaign_{event.value}")
         def route(name: str, me: Principal = permission) -> dict[str, object]:
@@ -211,7 +220,7 @@ def operator_router(dep: Deployment, db: Database) -> APIRouter:
     # ---- audit --------------------------------------------------------------------------------------
     @router.get("/audit")
     def get_audit(
-        after: Annotated[int, Query(ge=0, description="Sequence number to page from.")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Sequence number to page from.")] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         _: Principal = read,
     ) -> list[dict[str, object]]:
@@ -231,7 +240,7 @@ def operator_router(dep: Deployment, db: Database) -> APIRouter:
 
     @router.post("/users", status_code=201)
     def add_user(body: UserBody, me: Principal = user_admin) -> dict[str, str]:
-        token = users.add_user(db, body.name, body.role, actor=me.name, now=dep.clock.now())
+        token = users.add_user(db, body.name, body.role.value, actor=me.name, now=dep.clock.now())
         return {"name": body.name, "token": token}
 
     @router.post("/users/{name}/tokens", status_code=201)

@@ -33,7 +33,7 @@ from evota.errors import InputError, NotFoundError
 from evota.security.director import Director
 from evota.security.errors import AuthenticationError, SecurityError
 from evota.security.image_repo import ImageRepository
-from evota.security.manifest import ManifestCounters, verify_vehicle_manifest
+from evota.security.manifest import ManifestCounters, check_public_key, verify_vehicle_manifest
 from evota.server.services.audit import record
 from evota.server.services.controller import release_images
 from evota.server.services.tokens import DEVICE_PREFIX, new_token, token_hash
@@ -176,6 +176,8 @@ def _check_matches(vehicle: VehicleRow, identity: VehicleIdentity) -> None:
         )
     if missing := [e.serial for e in identity.ecus if e.public_key is None]:
         raise InputError(f"{vehicle.vin}: no public key for ECU {', '.join(missing)}")
+    for ecu in identity.ecus:
+        check_public_key(ecu)
 
 
 def authenticate_device(db: Database, token: str) -> str:
