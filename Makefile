@@ -36,6 +36,7 @@ mutation: $(STAMP)
 # Performance, as ratios against baselines measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/uptane_cycle.py
+	$(BIN)/python benchmarks/campaign_server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -301,7 +301,7 @@ def _reconcile(
                         CampaignVehicleRow.campaign_id == campaign_id,
                         CampaignVehicleRow.vehicle_id == vehicle.id,
                     )
-                    .values(status=DeviceStatus.UPDATED.value, reasons=None, updated_at=now)
+                    .values(status=DeviceStatus.UPDATED.value, reasons=None, assigned=True, updated_at=now)
                 )
                 updated.append(name)
         elif status == DeviceStatus.OFFERED.value:
@@ -358,10 +358,14 @@ def report_step(
         elif status is not None:
             expect = [DeviceStatus.OFFERED.value]
         if status is not None:
+            # An outcome proves the director's targets reached the vehicle: the outbox flag is
+            # set too, so it stays true even when the report beats the controller's own flag.
             session.execute(
                 update(CampaignVehicleRow)
                 .where(*where, CampaignVehicleRow.status.in_(expect))
-                .values(status=status.value, reasons=[reason] if reason else None, updated_at=now)
+                .values(
+                    status=status.value, reasons=[reason] if reason else None, assigned=True, updated_at=now
+                )
             )
         elif step is Step.WAITING:
             session.execute(
