@@ -177,3 +177,53 @@ def test_a_policy_survives_its_json_form() -> None:
     assert policy_from_dict(policy_to_dict(policy)) == policy
     with pytest.raises(InputError, match="malformed rollout policy"):
         policy_from_dict({"dwell_s": 1})
+
+
+def _counted(v: CampaignView) -> CampaignView:
+    """The same view with its finished devices given as counts, as the controller loads it."""
+    counts: dict[tuple[int, DeviceStatus], int] = {}
+    for d in v.devices:
+        if d.status.finished:
+            counts[(d.wave, d.status)] = counts.get((d.wave, d.status), 0) + 1
+    rest = [d for d in v.devices if not d.status.finished]
+    return dataclasses.replace(v, devices=rest, finished=counts)
+
+
+@pytest.mark.parametrize(
+    "v",
+    [
+        # the error gate, on rows and on counts, just below and just above the threshold
+        view(dev("A", U), dev("B", U), dev("C", F), dev("D"), error_threshold_pct=40),
+        view(dev("A", U), dev("B", R), dev("C", F), dev("D"), error_threshold_pct=40),
+        view(dev("A", U), dev("B", F, wave=1), dev("C", F, wave=1), dev("D"), error_threshold_pct=40),
+        # the success threshold for advancing, with some of the wave still waiting
+        view(
+            dev("A", U),
+            dev("B", U),
+            dev("C", U),
+            dev("D", energy=LOW),
+            success_threshold_pct=75,
+            dwell=dt.timedelta(0),
+        ),
+        view(
+            dev("A", U),
+            dev("B", U),
+            dev("C", F),
+            dev("D", energy=LOW),
+            success_threshold_pct=75,
+            dwell=dt.timedelta(0),
+        ),
+        # completion on the last wave
+        view(dev("A", U), dev("B", R, wave=1), wave=1, waves=2, error_threshold_pct=100),
+        view(dev("A", U), dev("B", wave=1), wave=1, waves=2),
+        # a timed-out offer next to counted failures
+        view(
+            dev("A", OFF, offered_at=NOW - dt.timedelta(hours=7)),
+            dev("B", U),
+            dev("C", F),
+            error_threshold_pct=40,
+        ),
+    ],
+)
+def test_finished_vehicles_as_counts_give_the_same_decisions(v: CampaignView) -> None:
+    assert plan(_counted(v), NOW) == plan(v, NOW)

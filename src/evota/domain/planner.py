@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evota.domain.campaign import CampaignState
@@ -108,6 +108,22 @@ class CampaignView:
     waves: int  # how many waves
     wave_started_at: dt.datetime
     devices: Sequence[DeviceView]
+    # Vehicles that finished (updated, failed, rolled back) and are not in `devices`, counted
+    # by (wave, status): the gates need only their numbers, and late in a big campaign they
+    # are most of it, so the controller need not load them one by one.
+    finished: Mapping[tuple[int, DeviceStatus], int] = dataclasses.field(default_factory=dict)
+
+    def finished_count(
+        self, *, wave: int | None = None, upto: int | None = None, updated: bool | None = None
+    ) -> int:
+        """How many of `finished` are in `wave` (or waves up to `upto`), updated or not."""
+        return sum(
+            n
+            for (w, status), n in self.finished.items()
+            if (wave is None or w == wave)
+            and (upto is None or w <= upto)
+            and (updated is None or (status is DeviceStatus.UPDATED) == updated)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,16 +181,17 @@ def plan(view: CampaignView, now: dt.datetime) -> list[Decision]:
     }
     decisions: list[Decision] = [TimeOut(vin) for vin in sorted(timed_out)]
 
-    finished = [d for d in in_scope if d.status.finished or d.vin in timed_out]
-    failures = [d for d in finished if d.status is not DeviceStatus.UPDATED]
-    if len(finished) >= policy.min_executed and 100 * len(failures) > policy.error_threshold_pct * len(
-        finished
-    ):
-        share = 100 * len(failures) / len(finished)
+    finished_rows = [d for d in in_scope if d.status.finished or d.vin in timed_out]
+    finished = len(finished_rows) + view.finished_count(upto=view.wave)
+    failures = sum(1 for d in finished_rows if d.status is not DeviceStatus.UPDATED) + view.finished_count(
+        upto=view.wave, updated=False
+    )
+    if finished >= policy.min_executed and 100 * failures > policy.error_threshold_pct * finished:
+        share = 100 * failures / finished
         return [
             *decisions,
             Halt(
-                f"{len(failures)} of {len(finished)} finished installs failed or rolled back "
+                f"{failures} of {finished} finished installs failed or rolled back "
                 f"({share:.0f} % > {policy.error_threshold_pct:g} %)"
             ),
         ]
@@ -219,8 +236,11 @@ def _progress(
         for d in in_scope
         if d.wave == view.wave and not d.incompatible and d.status is not DeviceStatus.HELD
     ]
-    updated = sum(1 for d in current if d.status is DeviceStatus.UPDATED)
-    if current and 100 * updated < view.policy.success_threshold_pct * len(current):
+    updated = sum(1 for d in current if d.status is DeviceStatus.UPDATED) + view.finished_count(
+        wave=view.wave, updated=True
+    )
+    total = len(current) + view.finished_count(wave=view.wave)
+    if total and 100 * updated < view.policy.success_threshold_pct * total:
         return []  # not enough of this wave has updated yet (the rest may still be waiting)
     return [Advance(view.wave + 1)]
 

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, text, update
+from sqlalchemy import Connection, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -61,6 +61,8 @@ __all__ = ["ACTOR", "Leadership", "TickReport", "dispatch", "release_images", "t
 log = logging.getLogger("evota.controller")
 
 ACTOR = "controller"
+# The statuses the planner decides about, vehicle by vehicle; the others have finished.
+_ACTIVE = (DeviceStatus.PENDING.value, DeviceStatus.HELD.value, DeviceStatus.OFFERED.value)
 _LEADER_LOCK = 0x65766F7463  # "evotc": held by the process that runs the controller
 
 
@@ -149,11 +151,26 @@ def _load_view(
             CampaignVehicleRow.consent_at,
         )
         .join(CampaignVehicleRow, CampaignVehicleRow.vehicle_id == VehicleRow.id)
-        # Later waves cannot matter to the planner: it acts on the waves so far only.
+        # Later waves cannot matter to the planner: it acts on the waves so far only. Finished
+        # vehicles matter only by number, so they are counted below instead of loaded.
         .where(
-            CampaignVehicleRow.campaign_id == campaign.id, CampaignVehicleRow.wave <= campaign.current_wave
+            CampaignVehicleRow.campaign_id == campaign.id,
+            CampaignVehicleRow.wave <= campaign.current_wave,
+            CampaignVehicleRow.status.in_(_ACTIVE),
         )
     ).all()
+    finished = {
+        (wave, DeviceStatus(status)): n
+        for wave, status, n in session.execute(
+            select(CampaignVehicleRow.wave, CampaignVehicleRow.status, func.count())
+            .where(
+                CampaignVehicleRow.campaign_id == campaign.id,
+                CampaignVehicleRow.wave <= campaign.current_wave,
+                CampaignVehicleRow.status.not_in(_ACTIVE),
+            )
+            .group_by(CampaignVehicleRow.wave, CampaignVehicleRow.status)
+        )
+    }
     undecided = {DeviceStatus.PENDING.value, DeviceStatus.HELD.value}
     holds = _hold_reasons(
         session,
@@ -188,6 +205,7 @@ def _load_view(
         waves=len(campaign.waves),
         wave_started_at=campaign.wave_started_at or campaign.updated_at,
         devices=devices,
+        finished=finished,
     )
     return view, stored
 
