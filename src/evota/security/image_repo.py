@@ -11,6 +11,7 @@ HTTP (evota.server does, reading the files this module writes).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -95,6 +96,7 @@ class ImageRepository:
         self.store = store
         self.clock = clock
         self.expiry = expiry
+        self._cached: tuple[int, tuple[PublishedImage, ...], tuple[PublishedBundle, ...]] | None = None
         self.chain = SignedChain(
             self.metadata_dir,
             lambda: self.roots.current().signed,
@@ -129,24 +131,37 @@ class ImageRepository:
         return self.chain.targets().signed
 
     def images(self) -> list[PublishedImage]:
-        out = []
-        for path, tf in self.targets().targets.items():
-            try:
-                meta = ImageMeta.from_custom(tf.custom)
-            except ValueError:
-                continue
-            out.append(PublishedImage(path, tf.length, dict(tf.hashes), meta))
-        return out
+        return list(self._catalog()[0])
 
     def bundles(self) -> list[PublishedBundle]:
-        out = []
-        for path, tf in self.targets().targets.items():
-            try:
-                meta = BundleMeta.from_custom(tf.custom)
-            except ValueError:
-                continue
-            out.append(PublishedBundle(path, tf.length, dict(tf.hashes), meta))
-        return out
+        return list(self._catalog()[1])
+
+    def _catalog(self) -> tuple[tuple[PublishedImage, ...], tuple[PublishedBundle, ...]]:
+        """Images and releases of the current targets version, parsed once per version.
+
+        Every check-in and controller tick asks; a targets file of a given version never
+        changes (consistent snapshots), so only the small timestamp and snapshot are read to
+        learn which version is current.
+        """
+        version = self.chain.snapshot().signed.meta["targets.json"].version
+        if self._cached is not None and self._cached[0] == version:
+            return self._cached[1], self._cached[2]
+        images, bundles = [], []
+        for path, tf in self._targets_at(version).items():
+            with contextlib.suppress(ValueError):
+                images.append(
+                    PublishedImage(path, tf.length, dict(tf.hashes), ImageMeta.from_custom(tf.custom))
+                )
+            with contextlib.suppress(ValueError):
+                bundles.append(
+                    PublishedBundle(path, tf.length, dict(tf.hashes), BundleMeta.from_custom(tf.custom))
+                )
+        self._cached = (version, tuple(images), tuple(bundles))
+        return self._cached[1], self._cached[2]
+
+    def _targets_at(self, version: int) -> dict[str, TargetFile]:
+        md = Metadata[Targets].from_file(str(self.metadata_dir / f"{version}.targets.json"))
+        return md.signed.targets
 
     def metadata_file(self, name: str) -> Path | None:
         """The file behind a metadata URL name, or None (names are checked, never joined raw)."""
