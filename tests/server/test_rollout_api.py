@@ -203,6 +203,9 @@ def test_a_campaign_runs_through_its_waves_to_completion(world: World) -> None:
     for car in offered:
         assert set(world.dep.director.assignments(car.vin)) == {"BMS-1", "VCMS-1"}
         assert world.check_in(car).json()["assigned"] == ["energy-2026-11"]
+    ecus = world.client.get("/api/v1/vehicles", headers=world.as_("vera")).json()
+    pending = {v["vin"]: {e["serial"]: e["pending_version"] for e in v["ecus"]} for v in ecus}
+    assert pending[offered[0].vin] == {"GW-1": None, "BMS-1": "2.4.0", "VCMS-1": "3.1.0"}
 
     for car in offered:
         install(world, car)
@@ -224,6 +227,8 @@ def test_a_campaign_runs_through_its_waves_to_completion(world: World) -> None:
         if report.completed:
             break
     assert set(world.statuses().values()) == {"updated"}
+    ecus = world.client.get("/api/v1/vehicles", headers=world.as_("vera")).json()
+    assert {e["pending_version"] for v in ecus for e in v["ecus"]} == {None}  # all arrived
     summary = world.client.get("/api/v1/campaigns/energy-nov", headers=world.as_("vera")).json()
     assert summary["state"] == "completed"
 

@@ -409,7 +409,7 @@ def dispatch(db: Database, director: Director, now: dt.datetime) -> int:
             )
             .order_by(CampaignVehicleRow.campaign_id, VehicleRow.vin)
         ).all()
-    signed = 0
+    count = 0
     for campaign_id, vehicle_id, vin, release in pending:
         where = (
             CampaignVehicleRow.campaign_id == campaign_id,
@@ -417,7 +417,7 @@ def dispatch(db: Database, director: Director, now: dt.datetime) -> int:
             CampaignVehicleRow.status == DeviceStatus.OFFERED.value,
         )
         try:
-            director.assign_release(vin, release)
+            signed = director.assign_release(vin, release)
         except EvotaError as e:
             # The director refuses what the registry let through (e.g. keys re-registered with
             # other ECUs): the vehicle is held with the director's reason, not failed.
@@ -429,10 +429,18 @@ def dispatch(db: Database, director: Director, now: dt.datetime) -> int:
                     .values(status=DeviceStatus.HELD.value, reasons=[f"director: {e}"], updated_at=now)
                 )
             continue
+        versions = {i.path: i.meta.version for i in director.images.images()}
         with db.sessions.begin() as session:
             session.execute(update(CampaignVehicleRow).where(*where).values(assigned=True))
-        signed += 1
-    return signed
+            # What each ECU is to run next, for the registry's view until the vehicle reports it.
+            for serial, path in signed.items():
+                session.execute(
+                    update(EcuRow)
+                    .where(EcuRow.vehicle_id == vehicle_id, EcuRow.serial == serial)
+                    .values(pending_version=versions.get(path))
+                )
+        count += 1
+    return count
 
 
 class Leadership:

@@ -223,6 +223,8 @@ def check_in(
             meta = published.get(report.installed_path)
             if meta is not None:
                 ecu.installed_version = meta.version
+                if ecu.pending_version == meta.version:
+                    ecu.pending_version = None  # arrived
         if energy is not None:
             if energy.at > now + MAX_CLOCK_SKEW:
                 raise InputError(f"energy state is dated in the future ({energy.at.isoformat()})")

@@ -165,6 +165,7 @@ def _view(v: VehicleRow) -> VehicleView:
                 "ecu_type": e.ecu_type,
                 "hardware_id": e.hardware_id,
                 "installed_version": e.installed_version,
+                "pending_version": e.pending_version,
             }
             for e in v.ecus
         ),
