@@ -197,3 +197,23 @@ def test_a_dead_leader_connection_hands_over(db: Database, database_url: str) ->
         second.release()
     finally:
         other.dispose()
+
+
+def test_a_pause_during_planning_wins_and_nothing_is_applied(
+    dep: Deployment, db: Database, clock: SimClock, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tick plans without the campaign's lock, so a pause is never kept waiting; what it
+    planned meanwhile is dropped instead of applied to a paused campaign."""
+    setup_fleet(db, dep, clock)
+    run_campaign(db, clock, "energy-2026-11", max_concurrent=2)
+    real_plan = controller.plan
+
+    def plan_then_pause(view: controller.CampaignView, now: object) -> list[controller.Decision]:
+        decisions = real_plan(view, now)  # type: ignore[arg-type]
+        move_campaign(db, "c1", CampaignEvent.PAUSE, actor="alice", now=clock.now())
+        return decisions
+
+    monkeypatch.setattr(controller, "plan", plan_then_pause)
+    report = controller.tick(db, dep.director, clock.now())
+    assert report.offered == 0 and report.assigned == 0
+    assert {status for status, _, _ in rows(db).values()} == {"pending"}

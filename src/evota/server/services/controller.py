@@ -111,19 +111,29 @@ def tick(db: Database, director: Director, now: dt.datetime) -> TickReport:
 def _tick_campaign(
     db: Database, director: Director, campaign_id: int, now: dt.datetime, report: TickReport
 ) -> None:
+    # Plan without the campaign's lock: at a million vehicles loading takes most of a minute,
+    # and an operator's pause or abort (which takes that lock) must not wait for it.
+    with db.sessions() as session:
+        campaign = session.scalars(select(CampaignRow).where(CampaignRow.id == campaign_id)).one()
+        if campaign.state != CampaignState.RUNNING.value:
+            return
+        seen = (campaign.state, campaign.current_wave, campaign.updated_at)
+        release = release_images(director.images, campaign.release)
+        if release is not None:
+            view, reasons = _load_view(session, campaign, release)
+            decisions = plan(view, now)
+    # Apply under the lock, and only if nobody moved the campaign meanwhile; device reports that
+    # landed meanwhile are safe anyway (every row update is conditional on the status planned on).
     with db.sessions.begin() as session:
         campaign = session.scalars(
             select(CampaignRow).where(CampaignRow.id == campaign_id).with_for_update()
         ).one()
-        if campaign.state != CampaignState.RUNNING.value:
-            return  # an operator moved it since the list was read
-        release = release_images(director.images, campaign.release)
+        if (campaign.state, campaign.current_wave, campaign.updated_at) != seen:
+            return  # an operator (or another leader) moved it: the next tick plans afresh
         if release is None:
             _halt(session, campaign, f"release {campaign.release} is not in the image repository", now)
             report.halted.append(campaign.name)
             return
-        view, reasons = _load_view(session, campaign, release)
-        decisions = plan(view, now)
         _apply(session, campaign, decisions, reasons, now, report)
 
 
