@@ -1,10 +1,12 @@
 """The rollout controller: each tick loads every running campaign, asks the pure planner what
 to do, and applies the answer.
 
-One campaign is one transaction: its row is locked (`FOR UPDATE` on PostgreSQL), the
-decisions are written with conditional updates (`… WHERE status = 'pending'`, so a device
-report that lands meanwhile is never overwritten), and one audit entry says what changed and
-for which vehicles. Signing the director targets happens after that commit, from an outbox:
+Each campaign is planned from a read without locks (at a million vehicles that read takes
+most of a minute, and an operator's pause must not wait for it), then applied in one
+transaction under its row lock (`FOR UPDATE` on PostgreSQL), and only if the campaign was not
+moved meanwhile. The decisions are written with conditional updates (`… WHERE status =
+'pending'`, so a device report that lands meanwhile is never overwritten), and one audit entry
+says what changed and for which vehicles. Signing the director targets happens after that commit, from an outbox:
 an offered row starts with `assigned = false` and is flipped once the director has signed.
 A process killed between the two leaves the flag false and the next tick (of this process or
 of the next leader) signs it; the director's assignment is idempotent, so a signature that did
