@@ -6,8 +6,9 @@ most of a minute, and an operator's pause must not wait for it), then applied in
 transaction under its row lock (`FOR UPDATE` on PostgreSQL), and only if the campaign was not
 moved meanwhile. The decisions are written with conditional updates (`… WHERE status =
 'pending'`, so a device report that lands meanwhile is never overwritten), and one audit entry
-says what changed and for which vehicles. Signing the director targets happens after that commit, from an outbox:
-an offered row starts with `assigned = false` and is flipped once the director has signed.
+says what changed and for which vehicles. Signing the director targets happens after that
+commit, from an outbox: an offered row starts with `assigned = false` and is flipped once the
+director has signed.
 A process killed between the two leaves the flag false and the next tick (of this process or
 of the next leader) signs it; the director's assignment is idempotent, so a signature that did
 land before the kill is not repeated. Nothing is decided in memory that the database does not
