@@ -23,7 +23,7 @@ from .conftest import TEMPERATURES
 WINDOW_S = 600.0
 # RMSE bounds after the 10-minute window, per temperature (percent SoC). The issue's targets
 # are 1 % at 25 °C and 2 % at 0 °C; these bounds sit about 0.2 points above what is measured
-# (0.42-0.55 %, docs/analytics.md), so a regression fails here long before the targets do.
+# (0.43-0.57 %, docs/analytics.md), so a regression fails here long before the targets do.
 RMSE_BOUND = {0: 0.75, 10: 0.75, 25: 0.75, 40: 0.6}
 
 
@@ -162,3 +162,26 @@ def test_covariance_stays_positive_definite_across_a_varied_batch(
     assert np.all(np.linalg.eigvalsh(f.p) > 0)
     if kind is not BatchCoulombCounter:  # a filter clamps; a counter reports what it counted
         assert np.all((f.soc >= -0.05) & (f.soc <= 1.05))
+
+
+def test_a_restart_on_the_ocv_plateau_converges_within_ten_minutes(
+    grid: ParameterGrid, drives: dict[int, dict[str, np.ndarray]]
+) -> None:
+    """A BMS rebooting mid-drive at a true 65 %, 20 points low, under load: the unknown
+    polarization must not be read as SoC error where the OCV curve is flat."""
+    steps = 3600
+    parts = {}
+    for temp in TEMPERATURES:
+        first = int(np.argmax(drives[temp]["soc_true"] <= 0.65))
+        parts[temp] = {k: v[first : first + steps] for k, v in drives[temp].items()}
+    stack = {k: np.stack([parts[t][k] for t in TEMPERATURES], axis=1) for k in parts[0] if k != "time_s"}
+    time_s = parts[0]["time_s"] - parts[0]["time_s"][0]
+    r = estimate_soc(
+        grid, time_s, stack["current_a"], stack["voltage_v"], stack["temperature_c"],
+        soc_init=stack["soc_true"][0] - 0.20,
+    )  # fmt: skip
+    err = np.abs(r.soc - stack["soc_true"])
+    after = time_s >= WINDOW_S
+    for c, temp in enumerate(TEMPERATURES):
+        assert time_s[np.argmax(err[:, c] <= 0.02)] <= WINDOW_S, temp
+        assert np.max(err[after, c]) < 0.02, temp

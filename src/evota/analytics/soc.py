@@ -77,6 +77,11 @@ class FilterConfig:
         the evidence). It is correlated in time, so the Kalman covariance, which assumes white
         noise, cannot see it; the reported soc_std adds it as (ocv_error_v / dOCV/dSoC)^2,
         large where the curve is flat, which is where voltage cannot pin SoC down.
+    rc_init_std_v: 1-sigma of each RC voltage at start. A filter may start under load, when
+        the polarization is of the order of R_j x 1C (10-20 mOhm x 5 A here). A prior near
+        zero makes the filter read that polarization as SoC error on the flat part of the
+        OCV curve (from a mid-drive restart at 65 % SoC, a 1 mV prior took 8-16 min to
+        converge, 20 mV takes 2-5 min).
     """
 
     voltage_noise_v: float = 0.025
@@ -88,6 +93,7 @@ class FilterConfig:
     gate: float = 100.0
     coulombic_efficiency: float = 1.0
     ocv_error_v: float = 0.005
+    rc_init_std_v: float = 0.02
 
 
 class _BatchBase:
@@ -103,7 +109,7 @@ class _BatchBase:
         self.x[:, 0] = soc0
         self._p = np.zeros((6, n))  # p00 p01 p02 p11 p12 p22
         self._p[0] = np.broadcast_to(np.asarray(soc0_std, dtype=float) ** 2, (n,))
-        self._p[3] = self._p[5] = 1e-6
+        self._p[3] = self._p[5] = config.rc_init_std_v**2
         self._i_prev: FloatArray | None = None
         self._vals: FloatArray | None = None
         self._slope: FloatArray | None = None
@@ -257,7 +263,7 @@ class SingleCellEkf:
     def __init__(self, grid: ParameterGrid, soc0: float, config: FilterConfig, soc0_std: float) -> None:
         self.grid, self.config = grid, config
         self.x = np.array([soc0, 0.0, 0.0])
-        self.p = np.diag([soc0_std**2, 1e-6, 1e-6])
+        self.p = np.diag([soc0_std**2, config.rc_init_std_v**2, config.rc_init_std_v**2])
         self._i_prev: float | None = None
         self._vals: FloatArray | None = None
 
