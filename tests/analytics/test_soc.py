@@ -185,3 +185,26 @@ def test_a_restart_on_the_ocv_plateau_converges_within_ten_minutes(
     for c, temp in enumerate(TEMPERATURES):
         assert time_s[np.argmax(err[:, c] <= 0.02)] <= WINDOW_S, temp
         assert np.max(err[after, c]) < 0.02, temp
+
+
+def test_without_soc_init_a_rested_cell_starts_from_its_voltage(
+    grid: ParameterGrid, cell_model: CellModel
+) -> None:
+    """The start the CLI uses when soc_init is absent: OCV inversion at the end of each 1 h
+    rest of the pulse tests lands within 2 points of the truth above 10 % SoC."""
+    from evota.analytics.identify import LONG_REST_S, rest_runs
+    from evota.analytics.soc import initial_soc_from_voltage
+    from evota.analytics.timeseries import parse_characterization, read_csv
+
+    from .conftest import FIXTURES
+
+    tests = parse_characterization(read_csv(FIXTURES / "characterization.csv.gz"))
+    for k, temp in enumerate(cell_model.temperature_c):
+        hppc = tests[("hppc", float(temp))]
+        truth = 1.0 - hppc.discharged_ah() / cell_model.capacity_ah[k]
+        ends = np.array([b for _, b in rest_runs(hppc, cell_model.capacity_ah[k], LONG_REST_S)])
+        ends = ends[truth[ends] > 0.1]
+        z = initial_soc_from_voltage(
+            grid, hppc.voltage_v[ends], hppc.current_a[ends], np.full(ends.size, temp)
+        )
+        assert np.max(np.abs(z - truth[ends])) < 0.02, temp
