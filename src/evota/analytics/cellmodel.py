@@ -59,7 +59,12 @@ def _axis(raw: object, what: str) -> FloatArray:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RcTable:
-    """R0 and the two RC pairs over (temperature, SoC), in ohm and seconds."""
+    """R0 and the two RC pairs over (temperature, SoC), in ohm and seconds.
+
+    `fit_rmse_v` is the circuit's own voltage error on each pulse segment it was fitted to:
+    the evidence of how well this model follows the cell there, which the SoC filters turn
+    into a floor on their reported uncertainty.
+    """
 
     soc: FloatArray
     r0_ohm: FloatArray
@@ -67,6 +72,7 @@ class RcTable:
     tau1_s: FloatArray
     r2_ohm: FloatArray
     tau2_s: FloatArray
+    fit_rmse_v: FloatArray
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -128,6 +134,7 @@ class CellModel:
                 "tau1_s": rows(self.rc.tau1_s, 4),
                 "r2_ohm": rows(self.rc.r2_ohm, 8),
                 "tau2_s": rows(self.rc.tau2_s, 4),
+                "fit_rmse_v": rows(self.rc.fit_rmse_v, 6),
             },
             "activation_energy_j_mol": {k: round(v, 1) for k, v in self.activation_energy_j_mol.items()},
             "fit_report": dict(self.fit_report),
@@ -179,6 +186,7 @@ class CellModel:
                 tau1_s=table("tau1_s"),
                 r2_ohm=table("r2_ohm"),
                 tau2_s=table("tau2_s"),
+                fit_rmse_v=table("fit_rmse_v"),
             ),
             activation_energy_j_mol=ea,
             voltage_min_v=vmin,

@@ -77,6 +77,7 @@ class ParameterGrid:
     table: FloatArray
     capacity_ah: FloatArray
     n_soc: int
+    model_error_v: FloatArray  # (n_temperatures * n_soc,): the pulse-fit RMSE, read on output only
 
     @classmethod
     def from_model(cls, model: CellModel) -> ParameterGrid:
@@ -98,10 +99,17 @@ class ParameterGrid:
             rows = _interp_soc(model.rc.soc, getattr(model.rc, field), grid_z, extend=False)
             table[:, :, ch] = _interp_temperature(temps, rows, grid_t, log_arrhenius=True)
         capacity = np.interp(grid_t, temps, model.capacity_ah)
+        err_rows = _interp_soc(model.rc.soc, model.rc.fit_rmse_v, grid_z, extend=False)
+        model_error = _interp_temperature(temps, err_rows, grid_t, log_arrhenius=False).reshape(-1)
         delta = np.zeros_like(table)
         delta[:, :-1] = table[:, 1:] - table[:, :-1]
         flat = np.concatenate([table, delta], axis=2).reshape(-1, 12)
-        return cls(table=np.ascontiguousarray(flat.T), capacity_ah=capacity, n_soc=grid_z.size)
+        return cls(
+            table=np.ascontiguousarray(flat.T),
+            capacity_ah=capacity,
+            n_soc=grid_z.size,
+            model_error_v=model_error,
+        )
 
     def temperature_row(self, temperature_c: FloatArray) -> IntArray:
         """Nearest temperature row for each cell (clamped to the grid)."""
@@ -124,6 +132,12 @@ class ParameterGrid:
         values = rows[:6]
         values += w * rows[6:]
         return values, rows[6 + CH_OCV] * (1.0 / SOC_STEP)
+
+    def model_error(self, soc: FloatArray, t_row: IntArray) -> FloatArray:
+        """The model's pulse-fit voltage RMSE at each cell's SoC point and temperature row."""
+        pos = (np.clip(soc, SOC_MIN, SOC_MAX) - SOC_MIN) * (1.0 / SOC_STEP)
+        out: FloatArray = self.model_error_v[np.rint(pos).astype(np.intp) + t_row * self.n_soc]
+        return out
 
     def ocv_to_soc(self, ocv_v: FloatArray, t_row: IntArray) -> FloatArray:
         """Invert OCV at each cell's temperature (the curve is strictly monotone by construction)."""

@@ -213,6 +213,7 @@ def fit_cell_model(
         tau1_s=tables[:, :, 2],
         r2_ohm=tables[:, :, 3],
         tau2_s=tables[:, :, 4],
+        fit_rmse_v=np.stack([f[2]["rmse_v"][-n_seg:] for f in fits]),
     )
     t_arr = np.asarray(temps, dtype=float)
     return CellModel(

@@ -73,10 +73,11 @@ class FilterConfig:
     current_noise_a: 1-sigma of the current sensor per sample (coulomb counting's variance).
     current_bias_a: a bound on the current sensor's offset (coulomb counting's variance grows
         with it linearly in time: the error no filter removes without a voltage model).
-    ocv_error_v: 1-sigma of the OCV table's own error (the fit report's rest-voltage RMSE is
-        the evidence). It is correlated in time, so the Kalman covariance, which assumes white
-        noise, cannot see it; the reported soc_std adds it as (ocv_error_v / dOCV/dSoC)^2,
-        large where the curve is flat, which is where voltage cannot pin SoC down.
+    ocv_error_v: a floor on the model's voltage error. The model's error is correlated in
+        time, so the Kalman covariance, which assumes white noise, cannot see it; the reported
+        soc_std adds (e / dOCV/dSoC)^2 with e = max(ocv_error_v, the model's pulse-fit RMSE
+        at that SoC and temperature). It is large where the curve is flat, where voltage
+        cannot pin SoC down, and where the circuit followed the cell worst (below 15 % SoC).
     rc_init_std_v: 1-sigma of each RC voltage at start. A filter may start under load, when
         the polarization is of the order of R_j x 1C (10-20 mOhm x 5 A here). A prior near
         zero makes the filter read that polarization as SoC error on the flat part of the
@@ -113,6 +114,7 @@ class _BatchBase:
         self._i_prev: FloatArray | None = None
         self._vals: FloatArray | None = None
         self._slope: FloatArray | None = None
+        self._t_row: NDArray[np.intp] | None = None
 
     def step(self, dt: float, current: FloatArray, voltage: FloatArray, temperature: FloatArray) -> None:
         """Advance every cell by `dt` seconds to a sample of current, voltage and temperature."""
@@ -124,10 +126,11 @@ class _BatchBase:
 
     @property
     def soc_std(self) -> FloatArray:
-        """The filter's SoC std, widened by the OCV model error (FilterConfig.ocv_error_v)."""
+        """The filter's SoC std, widened by the model's voltage error (FilterConfig.ocv_error_v)."""
         var = self._p[0]
-        if self._slope is not None:
-            var = var + (self.config.ocv_error_v / np.maximum(self._slope, 1e-3)) ** 2
+        if self._slope is not None and self._t_row is not None:
+            err = np.maximum(self.config.ocv_error_v, self.grid.model_error(self.x[:, 0], self._t_row))
+            var = var + (err / np.maximum(self._slope, 1e-3)) ** 2
         out: FloatArray = np.sqrt(var)
         return out
 
@@ -141,7 +144,7 @@ class _BatchBase:
     def _predict(self, dt: float, current: FloatArray, t_row: NDArray[np.intp]) -> None:
         cfg, x, p = self.config, self.x, self._p
         i_bar = current if self._i_prev is None else 0.5 * (self._i_prev + current)
-        self._i_prev = current
+        self._i_prev, self._t_row = current, t_row
         vals = self._vals if self._vals is not None else self.grid.lookup(x[:, 0], t_row)[0]
         a1 = np.exp(-dt / vals[CH_TAU1])
         a2 = np.exp(-dt / vals[CH_TAU2])
