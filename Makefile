@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit mutation bench clean
+.PHONY: demo test lint typecheck unit mutation bench bench-analytics clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ mutation: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/uptane_cycle.py
 	$(BIN)/python benchmarks/campaign_server.py
+
+# SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput.
+bench-analytics: $(STAMP)
+	$(BIN)/python benchmarks/analytics/soc.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

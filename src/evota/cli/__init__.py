@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from evota import __version__
+from evota.cli.analytics_cmds import analytics_app
 from evota.cli.audit_cmds import audit_app
 from evota.cli.campaign_cmds import campaign_app
 from evota.cli.common import DEFAULT_HOME, HomeOpt, console, database, open_deployment, reports_errors
@@ -31,6 +32,7 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
+app.add_typer(analytics_app, name="analytics")
 app.command("demo")(demo)
 
 

@@ -1,0 +1,41 @@
+"""Fixtures for the analytics tests: the committed PyBaMM data, and the model fitted on it.
+
+The model is fitted once per session (about a second): every accuracy test then scores that
+model, so a regression in identification shows up as a failed SoC bound as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evota.analytics.cellmodel import CellModel
+from evota.analytics.grid import ParameterGrid
+from evota.analytics.identify import fit_cell_model
+from evota.analytics.timeseries import parse_characterization, read_csv
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEMPERATURES = (0, 10, 25, 40)
+
+
+def load_drive(temp: int) -> dict[str, np.ndarray]:
+    cols = read_csv(FIXTURES / f"drive_{temp}C.csv.gz")
+    return {k: np.asarray(v, dtype=float) for k, v in cols.items()}
+
+
+@pytest.fixture(scope="session")
+def cell_model() -> CellModel:
+    tests = parse_characterization(read_csv(FIXTURES / "characterization.csv.gz"))
+    return fit_cell_model(tests, name="LG M50T (PyBaMM DFN, ORegan2022)", voltage_limits_v=(2.5, 4.4))
+
+
+@pytest.fixture(scope="session")
+def grid(cell_model: CellModel) -> ParameterGrid:
+    return ParameterGrid.from_model(cell_model)
+
+
+@pytest.fixture(scope="session")
+def drives() -> dict[int, dict[str, np.ndarray]]:
+    return {t: load_drive(t) for t in TEMPERATURES}
