@@ -222,5 +222,8 @@ def _vehicle(
             return False
         except EvotaError as e:
             console.print(f"   refused ({type(e).__name__}): {escape(str(e))}")
-    console.print("\n[bold green]Secure delivery works end to end.[/] Next: campaigns, the agent, the fleet.")
+    console.print(
+        "\n[bold green]Secure delivery works end to end.[/] Staged campaigns: see the README"
+        " (evota serve, /api/v1/). Next: the vehicle agent and the fleet simulation."
+    )
     return True
