@@ -6,6 +6,7 @@ EVOTA_TEST_POSTGRES_URL points at a server database the tests may create others 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,11 +20,9 @@ from evota.server.store.db import Database, open_database
 ADMIN_URL = os.environ.get("EVOTA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'evota.db'}"
-        return
+@contextlib.contextmanager
+def postgresql_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
     name = f"evota_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -33,6 +32,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'evota.db'}"
+        return
+    with postgresql_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """For what only PostgreSQL has (advisory-lock leadership): no SQLite variant to skip."""
+    with postgresql_database() as url:
+        yield url
 
 
 @pytest.fixture

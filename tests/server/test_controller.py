@@ -26,12 +26,8 @@ HEADER = "vin,model,depot,region,climate_zone,time_zone,tags,ecus\n"
 VINS = [f"WVWZZZ1JZ3W{i:06d}" for i in range(4)]
 
 
-def setup_fleet(db: Database, dep: Deployment, clock: SimClock, *, vcms: str = "3.0.0") -> None:
-    ecus = f"gateway:GW-1:gw-tcu4:1.0.0|bms:BMS-1:bms-gen2:2.3.0|vcms:VCMS-1:vcms-gen3:{vcms}"
-    rows = "".join(f"{vin},eVan-3,berlin,eu,cold,Europe/Berlin,,{ecus}\n" for vin in VINS)
-    import_vehicles(db, parse_vehicle_csv(HEADER + rows), clock.now())
-    for vin in VINS:
-        provision(db, dep.director, make_vehicle(vin).identity, actor="alice", now=clock.now())
+def ready_to_install(db: Database, clock: SimClock) -> None:
+    """Every vehicle reports now: parked, plugged in, not charging, 80 % charged."""
     with db.sessions.begin() as s:
         s.execute(
             update(VehicleRow).values(
@@ -43,6 +39,15 @@ def setup_fleet(db: Database, dep: Deployment, clock: SimClock, *, vcms: str = "
                 energy_reported_at=clock.now(),
             )
         )
+
+
+def setup_fleet(db: Database, dep: Deployment, clock: SimClock, *, vcms: str = "3.0.0") -> None:
+    ecus = f"gateway:GW-1:gw-tcu4:1.0.0|bms:BMS-1:bms-gen2:2.3.0|vcms:VCMS-1:vcms-gen3:{vcms}"
+    rows = "".join(f"{vin},eVan-3,berlin,eu,cold,Europe/Berlin,,{ecus}\n" for vin in VINS)
+    import_vehicles(db, parse_vehicle_csv(HEADER + rows), clock.now())
+    for vin in VINS:
+        provision(db, dep.director, make_vehicle(vin).identity, actor="alice", now=clock.now())
+    ready_to_install(db, clock)
 
 
 def run_campaign(
@@ -151,44 +156,39 @@ def test_a_vehicle_not_provisioned_waits(
     ecus = "gateway:GW-1:gw-tcu4:1.0.0|bms:BMS-1:bms-gen2:2.3.0|vcms:VCMS-1:vcms-gen3:3.0.0"
     rows_csv = f"{VINS[0]},eVan-3,berlin,eu,cold,Europe/Berlin,,{ecus}\n"
     import_vehicles(db, parse_vehicle_csv(HEADER + rows_csv), clock.now())
-    with db.sessions.begin() as s:
-        s.execute(
-            update(VehicleRow).values(
-                soc=80.0,
-                charging=False,
-                plugged_in=True,
-                gear="P",
-                ambient_c=10.0,
-                energy_reported_at=clock.now(),
-            )
-        )
+    ready_to_install(db, clock)
     run_campaign(db, clock, "energy-2026-11")
     controller.tick(db, dep.director, clock.now())
     assert rows(db)[VINS[0]] == ("pending", False, ["provisioning: no keys registered with the director"])
 
 
-def test_only_one_process_leads_on_postgresql(db: Database, database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        assert controller.Leadership(db).is_leader()  # one process per SQLite home
-        return
-    other = open_database(database_url)
+def test_an_sqlite_home_has_one_process_which_always_leads(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'evota.db'}")
     try:
-        first, second = controller.Leadership(db), controller.Leadership(other)
+        first, second = controller.Leadership(db), controller.Leadership(db)
+        assert first.is_leader() and second.is_leader()  # no lock to take: one server per home
+    finally:
+        db.dispose()
+
+
+def test_only_one_process_leads_on_postgresql(postgresql_url: str) -> None:
+    one, other = open_database(postgresql_url), open_database(postgresql_url)
+    try:
+        first, second = controller.Leadership(one), controller.Leadership(other)
         assert first.is_leader() and not second.is_leader()
         assert first.is_leader()  # still leading on the next check
         first.release()
         assert second.is_leader() and not first.is_leader()
         second.release()
     finally:
+        one.dispose()
         other.dispose()
 
 
-def test_a_dead_leader_connection_hands_over(db: Database, database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("leadership is a PostgreSQL matter")
-    other = open_database(database_url)
+def test_a_dead_leader_connection_hands_over(postgresql_url: str) -> None:
+    one, other = open_database(postgresql_url), open_database(postgresql_url)
     try:
-        first, second = controller.Leadership(db), controller.Leadership(other)
+        first, second = controller.Leadership(one), controller.Leadership(other)
         assert first.is_leader()
         assert first._connection is not None
         first._connection.invalidate()  # the leader's session dies (server restart, network)
@@ -196,6 +196,7 @@ def test_a_dead_leader_connection_hands_over(db: Database, database_url: str) ->
         assert second.is_leader()
         second.release()
     finally:
+        one.dispose()
         other.dispose()
 
 
