@@ -4,6 +4,7 @@
      └── AgentError                 the vehicle side could not do what it was asked
           ├── ProvisioningError     a state folder that is missing, incomplete or for another vehicle
           ├── JournalError          a journal record that cannot be read (corrupt, unknown format)
+          ├── ServerError           the server refused a request or could not be reached
           ├── DownloadError         a transfer failed (network, size cap, hash) and may be retried
           ├── EcuError              a secondary refused or failed an operation
           │    ├── FlashError       writing or verifying a slot failed (bad sequence, key, block, hash)
@@ -28,6 +29,7 @@ __all__ = [
     "JournalError",
     "PreconditionError",
     "ProvisioningError",
+    "ServerError",
 ]
 
 
@@ -46,9 +48,22 @@ class JournalError(AgentError):
     default_message = "the install journal cannot be read"
 
 
+class ServerError(AgentError):
+    code = "server_error"
+    default_message = "the server could not be reached or refused the request"
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        self.status = status  # None: not reached at all
+        super().__init__(message)
+
+
 class DownloadError(AgentError):
     code = "download_error"
     default_message = "an image download failed"
+
+    def __init__(self, message: str | None = None, *, bad_data: bool = False) -> None:
+        self.bad_data = bad_data  # True: the bytes were wrong (length, hash), not the network
+        super().__init__(message)
 
 
 class EcuError(AgentError):

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from evota import __version__
+from evota.cli.agent_cmds import agent_app, vehicle_app
 from evota.cli.analytics_cmds import analytics_app
 from evota.cli.audit_cmds import audit_app
 from evota.cli.campaign_cmds import campaign_app
@@ -33,6 +34,8 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(vehicle_app, name="vehicle")
+app.add_typer(agent_app, name="agent")
 app.command("demo")(demo)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from evota.domain.identifiers import validate_ecu_type, validate_hardware_id, validate_name
+from evota.domain.policy import InstallPolicy
 from evota.domain.versions import Requirement, parse_requirement, parse_version
 from evota.errors import InputError, ReleaseRejectedError
 
@@ -68,6 +69,9 @@ class ImageMeta:
     notes: str = ""
     downgrade: Downgrade | None = None
     delta_base: str | None = None
+    # An algorithm change after which the ECU's state machine must be reset and re-checked
+    # (a BMS's SoC/SoH estimator; seed incident CS-15).
+    requires_state_reset: bool = False
 
     def __post_init__(self) -> None:
         validate_ecu_type(self.ecu_type)
@@ -97,6 +101,8 @@ class ImageMeta:
             body["downgrade"] = dataclasses.asdict(self.downgrade)
         if self.delta_base:
             body["delta_base"] = self.delta_base
+        if self.requires_state_reset:
+            body["requires_state_reset"] = True
         return {CUSTOM_KEY: body}
 
     @classmethod
@@ -117,6 +123,7 @@ class ImageMeta:
                 notes=str(body.get("notes", "")),
                 downgrade=Downgrade(**downgrade) if downgrade else None,
                 delta_base=body.get("delta_base"),
+                requires_state_reset=bool(body.get("requires_state_reset", False)),
             )
         except (KeyError, TypeError, InputError) as e:
             raise ValueError(f"malformed evota image metadata: {e}") from e
@@ -132,6 +139,7 @@ class BundleMeta:
     name: str
     images: tuple[str, ...]
     notes: str = ""
+    policy: InstallPolicy | None = None  # None: the defaults (evota.domain.policy)
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -144,7 +152,13 @@ class BundleMeta:
         body: dict[str, Any] = {"type": "bundle", "name": self.name, "images": list(self.images)}
         if self.notes:
             body["notes"] = self.notes
+        if self.policy is not None:
+            body["install"] = self.policy.to_dict()
         return {CUSTOM_KEY: body}
+
+    @property
+    def install_policy(self) -> InstallPolicy:
+        return self.policy or InstallPolicy()
 
     @classmethod
     def from_custom(cls, custom: Mapping[str, Any]) -> BundleMeta:
@@ -152,7 +166,10 @@ class BundleMeta:
         if not isinstance(body, Mapping) or body.get("type") != "bundle":
             raise ValueError("target carries no evota bundle metadata")
         try:
-            return cls(str(body["name"]), tuple(str(i) for i in body["images"]), str(body.get("notes", "")))
+            policy = InstallPolicy.from_dict(body["install"]) if "install" in body else None
+            return cls(
+                str(body["name"]), tuple(str(i) for i in body["images"]), str(body.get("notes", "")), policy
+            )
         except (KeyError, TypeError, InputError) as e:
             raise ValueError(f"malformed evota bundle metadata: {e}") from e
 

@@ -113,6 +113,9 @@ class Directive:
     director_version: int
     images: tuple[VerifiedImage, ...]
     releases: tuple[str, ...]
+    # The verified metadata of each release named (target path -> bundle): its name and
+    # the install policy the vehicle enforces.
+    bundles: Mapping[str, BundleMeta] = dataclasses.field(default_factory=dict)
 
     def pending(self, ecus: Sequence[EcuState]) -> tuple[VerifiedImage, ...]:
         """The images not already installed on their ECU."""
@@ -188,7 +191,9 @@ class Primary:
         def order(v: VerifiedImage) -> tuple[int, str, str]:
             return (rank.get(v.path, len(rank)), v.path, v.ecu_serial)
 
-        return Directive(self.vin, dtargets.version, tuple(sorted(verified, key=order)), releases), image
+        bundles = {p: b for p, b in _bundle_metas(itargets).items() if p in releases}
+        ordered = tuple(sorted(verified, key=order))
+        return Directive(self.vin, dtargets.version, ordered, releases, bundles), image
 
     def _check_compatibility(
         self, verified: Sequence[VerifiedImage], releases: Sequence[str], itargets: Mapping[str, TargetFile]
