@@ -90,6 +90,20 @@ class Agent:
             gate=self._gate,
         )
 
+    def close(self) -> None:
+        """Release the server connection and the ECUs' connections (their state stays)."""
+        closer = getattr(self.server, "close", None)
+        if callable(closer):
+            closer()
+        for ecu in self.secondaries.values():
+            ecu.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- the cycle -----------------------------------------------------------------------------
     def cycle(self) -> CycleResult:
         with exclusive_lock(self.state.lock_file):
@@ -119,15 +133,14 @@ class Agent:
             return self._result_of(current, next_poll)
         return self._install(directive, next_poll)
 
-    def _install(self, directive: Directive, next_poll: float) -> CycleResult:
+    def plan_install(self, directive: Directive) -> InstallRecord | None:
+        """The install a verified directive asks for (None: every ECU runs what it assigns)."""
         items = self._plan(directive)
         if not items:
-            return CycleResult("idle", "nothing to install", next_poll)
+            return None
         release, policy = self._release_of(directive)
-        if refused := self._refused(items):
-            return CycleResult("refused", f"not retried: {refused}", next_poll)
         now = self.clock.now()
-        record = InstallRecord(
+        return InstallRecord(
             id=f"{release}@{directive.director_version}",
             kind="install",
             release=release,
@@ -137,6 +150,14 @@ class Agent:
             updated_at=now,
             policy={"install": policy.to_dict(), "state_reset": self._state_resets(directive, items)},
         )
+
+    def _install(self, directive: Directive, next_poll: float) -> CycleResult:
+        record = self.plan_install(directive)
+        if record is None:
+            return CycleResult("idle", "nothing to install", next_poll)
+        items = list(record.items)
+        if refused := self._refused(items):
+            return CycleResult("refused", f"not retried: {refused}", next_poll)
         if reasons := self._gate(record):
             self._queue_step(record, Step.WAITING, "; ".join(reasons))
             self.outbox.flush(self.server.report_step)

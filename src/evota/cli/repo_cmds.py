@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,8 @@ from evota.cli.common import (
 )
 from evota.clock import SystemClock
 from evota.deployment import init_home
+from evota.domain.gates import Preconditions, Rule
+from evota.domain.policy import InstallPolicy
 from evota.domain.release import ImageKind
 from evota.errors import InputError
 from evota.security.rotation import RotatableRole, rotate
@@ -69,6 +72,13 @@ def release_add(
         bool, typer.Option("--allow-downgrade", help="Publish a version lower than the newest.")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why the downgrade (recorded, signed).")] = None,
+    requires_state_reset: Annotated[
+        bool,
+        typer.Option(
+            "--requires-state-reset",
+            help="An algorithm change: the ECU's state machine is reset and re-checked after the switch.",
+        ),
+    ] = False,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,6 +98,7 @@ def release_add(
         kind=kind,
         delta_base=base,
         downgrade_reason=reason if allow_downgrade else None,
+        requires_state_reset=requires_state_reset,
     )
     if as_json:
         print_json(image.to_json())
@@ -109,11 +120,43 @@ def release_bundle(
     name: Annotated[str, typer.Argument(help="Release name, e.g. energy-2026-03.")],
     image: Annotated[list[str], typer.Option(help="Target path of an image, in install order (repeatable).")],
     notes: Annotated[str, typer.Option(help="Release notes.")] = "",
+    min_soc: Annotated[float, typer.Option(help="Vehicle-side: minimum SoC, %, to switch ECUs.")] = 60.0,
+    park: Annotated[bool, typer.Option("--park/--any-gear", help="Vehicle-side: gear in P required.")] = True,
+    plugged_in: Annotated[
+        Rule, typer.Option(help="Vehicle-side: plugged in required, forbidden or any.")
+    ] = Rule.ANY,
+    charging: Annotated[Rule, typer.Option(help="Vehicle-side: charging required, forbidden or any.")] = (
+        Rule.FORBIDDEN
+    ),
+    ambient: Annotated[
+        str, typer.Option(help="Vehicle-side ambient range MIN:MAX in °C (empty side: no bound).")
+    ] = "-20:45",
+    consent: Annotated[
+        bool, typer.Option("--consent", help="Energy-related: the user's consent is required.")
+    ] = False,
+    rollback_window_hours: Annotated[
+        float, typer.Option(help="How long after commit the user may roll back (hours).")
+    ] = 72.0,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
-    """Define a release: images that must install together, in order."""
-    bundle = open_deployment(home).images.add_bundle(name, image, notes)
+    """Define a release: images that must install together, in order, and the preconditions
+    every vehicle re-checks on itself before it switches an ECU."""
+    low, _, high = ambient.partition(":")
+    try:
+        pre = Preconditions(
+            min_soc_pct=min_soc,
+            park_required=park,
+            plugged_in=plugged_in,
+            charging=charging,
+            ambient_min_c=float(low) if low.strip() else None,
+            ambient_max_c=float(high) if high.strip() else None,
+            consent_required=consent,
+        )
+    except ValueError:
+        raise InputError(f"--ambient {ambient!r}: expected MIN:MAX in °C, e.g. -20:45") from None
+    policy = InstallPolicy(pre, dt.timedelta(hours=rollback_window_hours))
+    bundle = open_deployment(home).images.add_bundle(name, image, notes, policy)
     if as_json:
         print_json(bundle.to_json())
         return

@@ -31,16 +31,17 @@ class InstallPolicy:
             raise InputError("a rollback window cannot be negative")
 
     def to_dict(self) -> dict[str, Any]:
+        """Numbers are decimal strings: canonical JSON, which TUF signs, has no floats."""
         p = self.preconditions
         return {
-            "min_soc_pct": p.min_soc_pct,
+            "min_soc_pct": _num(p.min_soc_pct),
             "park_required": p.park_required,
             "plugged_in": p.plugged_in.value,
             "charging": p.charging.value,
-            "ambient_min_c": p.ambient_min_c,
-            "ambient_max_c": p.ambient_max_c,
+            "ambient_min_c": _num(p.ambient_min_c),
+            "ambient_max_c": _num(p.ambient_max_c),
             "consent_required": p.consent_required,
-            "rollback_window_h": self.rollback_window.total_seconds() / 3600,
+            "rollback_window_h": _num(self.rollback_window.total_seconds() / 3600),
         }
 
     @classmethod
@@ -61,6 +62,10 @@ class InstallPolicy:
             return cls(pre, window)
         except (TypeError, ValueError, InputError) as e:
             raise ValueError(f"malformed install policy: {e}") from e
+
+
+def _num(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}"
 
 
 def _opt_float(value: Any) -> float | None:

@@ -26,6 +26,7 @@ from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from evota.clock import Clock
 from evota.config import ExpiryPolicy, Home
 from evota.domain.identifiers import validate_ecu_type, validate_hardware_id
+from evota.domain.policy import InstallPolicy
 from evota.domain.release import (
     BundleMeta,
     ImageKind,
@@ -193,6 +194,7 @@ class ImageRepository:
         kind: ImageKind = ImageKind.FULL,
         delta_base: str | None = None,
         downgrade_reason: str | None = None,
+        requires_state_reset: bool = False,
     ) -> PublishedImage:
         """Store `source` and sign it into the repository; refused with nothing written if
         the file, the identifiers, the version or a constraint is not acceptable."""
@@ -230,13 +232,17 @@ class ImageRepository:
                 notes=notes,
                 downgrade=downgrade,
                 delta_base=delta_base,
+                requires_state_reset=requires_state_reset,
             )
             tf = self._publish(md, path, source, meta.to_custom())
         return PublishedImage(path, tf.length, dict(tf.hashes), meta)
 
-    def add_bundle(self, name: str, images: Sequence[str], notes: str = "") -> PublishedBundle:
-        """Sign a release: images that must install together, in the given order."""
-        meta = BundleMeta(name, tuple(images), notes)
+    def add_bundle(
+        self, name: str, images: Sequence[str], notes: str = "", policy: InstallPolicy | None = None
+    ) -> PublishedBundle:
+        """Sign a release: images that must install together, in the given order, with the
+        install policy a vehicle enforces (preconditions, rollback window)."""
+        meta = BundleMeta(name, tuple(images), notes, policy)
         path = bundle_target_path(name)
         with exclusive_lock(self.home.lock_file):
             md = self.chain.targets()
