@@ -79,7 +79,10 @@ class Fleet:
             f = folder / f"{ecu_type}-{version}.bin"
             f.write_bytes(image_bytes(f"{name}-{ecu_type}", size, marker=(markers or {}).get(ecu_type, b"")))
             img = self.dep.images.add_image(
-                f, ecu_type=ecu_type, hardware_ids=[hw[ecu_type]], version=version,
+                f,
+                ecu_type=ecu_type,
+                hardware_ids=[hw[ecu_type]],
+                version=version,
                 requires_state_reset=ecu_type in state_reset,
             )
             paths.append(img.path)
@@ -87,7 +90,10 @@ class Fleet:
             f = folder / f"{ecu_type}-params-{name}.json"
             f.write_bytes(data)
             img = self.dep.images.add_image(
-                f, ecu_type=ecu_type, hardware_ids=[hw[ecu_type]], version=f"{name.split('-')[-1]}.0.0",
+                f,
+                ecu_type=ecu_type,
+                hardware_ids=[hw[ecu_type]],
+                version=f"{name.split('-')[-1]}.0.0",
                 kind=ImageKind.PARAMS,
             )
             paths.append(img.path)
@@ -137,11 +143,12 @@ def relaxed(**kw: object) -> InstallPolicy:
     return InstallPolicy(Preconditions(**base))  # type: ignore[arg-type]
 
 
-def params_image(schema: int, fields: dict[str, dict[str, object]], renamed: dict[str, str] | None = None) -> bytes:
+def params_image(
+    schema: int, fields: dict[str, dict[str, object]], renamed: dict[str, str] | None = None
+) -> bytes:
     body = {
         "evota_params": 1,
         "calibration": {"soc_ocv_table": [3.0, 3.6, 4.2], "schema_note": schema},
         "user_settings": {"schema": schema, "fields": fields, "renamed": renamed or {}},
     }
     return json.dumps(body).encode()
-

@@ -11,7 +11,9 @@ from tests.agent.conftest import SECONDARIES, VIN, Fleet, relaxed
 
 
 def test_a_three_ecu_release_installs_on_every_ecu_and_is_committed(fleet: Fleet) -> None:
-    bundle = fleet.publish("energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed())
+    bundle = fleet.publish(
+        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed()
+    )
     fleet.assign(bundle)
     result = fleet.agent().cycle()
     assert result.outcome == "installed", result
@@ -29,7 +31,10 @@ def test_a_failing_self_test_on_one_ecu_rolls_every_ecu_back(fleet: Fleet) -> No
     before = fleet.running()
     bad = SELF_TEST_FAIL_MARKER + b"contactor feedback missing\n"
     bundle = fleet.publish(
-        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed(), markers={"tms": bad}
+        "energy-2026-12",
+        {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"},
+        policy=relaxed(),
+        markers={"tms": bad},
     )
     fleet.assign(bundle)
     result = fleet.agent().cycle()
@@ -49,7 +54,9 @@ def test_status_json_names_slots_versions_and_the_last_result(fleet: Fleet) -> N
 
     from evota.cli import app
 
-    bundle = fleet.publish("energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed())
+    bundle = fleet.publish(
+        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed()
+    )
     fleet.assign(bundle)
     fleet.agent().cycle()
     out = CliRunner().invoke(app, ["agent", "status", "--state-dir", str(fleet.state.path), "--json"])
