@@ -36,6 +36,7 @@ from evota.server.store.db import Database, open_database
 
 VIN = "WVWZZZ1JZ3W386752"
 SECONDARIES = ("BMS-1", "VCMS-1", "TMS-1")
+NEXT = {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}  # one version above the factory images
 FLEET_CSV = (
     "vin,model,depot,region,climate_zone,time_zone,tags,ecus\n"
     f"{VIN},eVan-3,berlin-north,eu-central,cold,Europe/Berlin,pilot,"

@@ -7,13 +7,11 @@ import json
 
 from evota.agent.secondary import BootHealth, Partition, SlotName
 from evota.agent.simulated import SELF_TEST_FAIL_MARKER
-from tests.agent.conftest import SECONDARIES, VIN, Fleet, relaxed
+from tests.agent.conftest import NEXT, SECONDARIES, VIN, Fleet, relaxed
 
 
 def test_a_three_ecu_release_installs_on_every_ecu_and_is_committed(fleet: Fleet) -> None:
-    bundle = fleet.publish(
-        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed()
-    )
+    bundle = fleet.publish("energy-2026-12", NEXT, policy=relaxed())
     fleet.assign(bundle)
     result = fleet.agent().cycle()
     assert result.outcome == "installed", result
@@ -32,7 +30,7 @@ def test_a_failing_self_test_on_one_ecu_rolls_every_ecu_back(fleet: Fleet) -> No
     bad = SELF_TEST_FAIL_MARKER + b"contactor feedback missing\n"
     bundle = fleet.publish(
         "energy-2026-12",
-        {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"},
+        NEXT,
         policy=relaxed(),
         markers={"tms": bad},
     )
@@ -54,9 +52,7 @@ def test_status_json_names_slots_versions_and_the_last_result(fleet: Fleet) -> N
 
     from evota.cli import app
 
-    bundle = fleet.publish(
-        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed()
-    )
+    bundle = fleet.publish("energy-2026-12", NEXT, policy=relaxed())
     fleet.assign(bundle)
     fleet.agent().cycle()
     out = CliRunner().invoke(app, ["agent", "status", "--state-dir", str(fleet.state.path), "--json"])

@@ -29,7 +29,7 @@ from evota.agent.transport import target_url_path
 from evota.deployment import Deployment
 from evota.domain.lifecycle import Phase
 from evota.domain.steps import Step
-from tests.agent.conftest import SECONDARIES, Fleet, relaxed
+from tests.agent.conftest import NEXT, SECONDARIES, Fleet, relaxed
 from tests.agent.invariant import check_invariant, folders
 
 
@@ -105,9 +105,7 @@ def test_a_power_cut_at_every_point_of_a_3_ecu_install_leaves_all_old_or_all_new
     from evota.agent.simulated import SELF_TEST_FAIL_MARKER
 
     markers = {"tms": SELF_TEST_FAIL_MARKER + b"thermal loop pressure\n"} if bad_tms else {}
-    bundle = fleet.publish(
-        "energy-2026-12", {"bms": "2.4.0", "vcms": "3.1.0", "tms": "1.1.0"}, policy=relaxed(), markers=markers
-    )
+    bundle = fleet.publish("energy-2026-12", NEXT, policy=relaxed(), markers=markers)
     fleet.assign(bundle)
     record = _plan(fleet)
     old = fleet.running()
