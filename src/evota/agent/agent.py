@@ -131,6 +131,8 @@ class Agent:
                 ended = self.installer.abandon(current, "the director no longer assigns this install")
                 return self._result_of(ended, next_poll)
             return self._result_of(current, next_poll)
+        if in_flight is not None:  # the recovery finished an install this cycle: say how it ended
+            return self._result_of(in_flight, next_poll)
         return self._install(directive, next_poll)
 
     def plan_install(self, directive: Directive) -> InstallRecord | None:
