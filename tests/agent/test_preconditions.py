@@ -15,7 +15,9 @@ from tests.agent.conftest import NEXT, Fleet, relaxed
 
 def _server_waits(fleet: Fleet) -> list[str]:
     with fleet.db.sessions() as s:
-        return [r.reason or "" for r in s.scalars(select(DeviceStepRow).where(DeviceStepRow.step == "waiting"))]
+        return [
+            r.reason or "" for r in s.scalars(select(DeviceStepRow).where(DeviceStepRow.step == "waiting"))
+        ]
 
 
 CASES = [

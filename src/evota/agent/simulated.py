@@ -13,7 +13,9 @@ opening the same folder sees the same flash. Layout:
                                half a slot, which the environment marks EMPTY before the erase)
     settings.json              the user's settings (charge limit, departure time)
     faults.json                optional test hooks: {"self_test": "reason"} fails the self-test,
-                               {"corrupt_write": true} flips a byte in the next write
+                               {"corrupt_write": true} flips a byte in the next write,
+                               {"block_delay_s": 0.02} and {"self_test_delay_s": 0.5} make the
+                               flash and the self-test take as long as a real ECU's
 
 An image whose bytes contain `SELF_TEST_FAIL_MARKER` followed by a reason and a newline fails
 its self-test on every vehicle: that is how a simulated bad release behaves.
@@ -29,6 +31,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -191,12 +194,15 @@ class SimulatedEcu:
         if corrupt:
             self._save_hooks({**self._hooks(), "corrupt_write": False})
         written = 0
+        delay = float(self._hooks().get("block_delay_s", 0))
         with open(source, "rb") as src, open(target, "wb") as dst:
             while block := src.read(BLOCK_SIZE):
                 if corrupt and written == 0:
                     block = bytes([block[0] ^ 0xFF]) + block[1:]
                 dst.write(block)
                 written += len(block)
+                if delay:
+                    time.sleep(delay)
                 if progress:
                     progress(written, image.length)
                 self._faults(f"{self.serial}:write-{partition.value}:{written}")
@@ -276,6 +282,8 @@ class SimulatedEcu:
         self._write_env(env, "boot")
 
     def self_test(self) -> SelfTestResult:
+        if delay := float(self._hooks().get("self_test_delay_s", 0)):
+            time.sleep(delay)
         status = self.status()
         checks: dict[str, bool] = {}
         reason = ""
