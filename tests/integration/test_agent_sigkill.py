@@ -86,7 +86,7 @@ def _phase(state: Path) -> str:
 def test_sigkill_at_random_moments_of_installs_never_leaves_a_mixed_or_unverified_vehicle(
     served: tuple[Deployment, str, Path], tmp_path: Path
 ) -> None:
-    dep, url, state = served
+    dep, _url, state = served
     for serial in SECONDARIES:
         ecu = SimulatedEcu(state / "ecus" / serial)
         ecu.set_fault("block_delay_s", 0.02)
