@@ -151,3 +151,39 @@ def test_a_power_cut_at_every_point_of_a_3_ecu_install_leaves_all_old_or_all_new
         assert set(outcomes) <= {"rolled_back", "failed", "nothing in flight"}  # never committed
     else:
         assert outcomes["committed"] > 0
+
+
+class CutEveryTrial:
+    """Cuts power each time the journal enters or resumes the trial: a boot loop."""
+
+    def __init__(self) -> None:
+        self.cuts = 0
+
+    def __call__(self, label: str) -> None:
+        if label == "journal:trial:after":
+            self.cuts += 1
+            raise PowerCut(label)
+
+
+def test_a_cut_that_repeats_in_the_trial_ends_in_a_rollback_not_a_boot_loop(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.assign(fleet.publish("energy-2026-12", NEXT, policy=relaxed()))
+    record = _plan(fleet)
+    old = fleet.running()
+    state = fleet.state.path
+    hook = CutEveryTrial()
+    with pytest.raises(PowerCut):
+        _installer(state, fleet.dep, hook).start(record)  # type: ignore[arg-type]
+    ended = None
+    for _ in range(10):
+        _power_on(state)
+        try:
+            ended = _installer(state, fleet.dep, hook).recover()  # type: ignore[arg-type]
+            break
+        except PowerCut:
+            continue
+    assert ended is not None and ended.phase is Phase.ROLLED_BACK, ended
+    assert "restarted" in ended.reason or "fell back" in ended.reason
+    assert hook.cuts <= 4  # the loop guard (MAX_RESUMES) or the ECUs' own boot limit ended it
+    assert not check_invariant(folders(state, SECONDARIES), old, {})

@@ -78,11 +78,14 @@ class Installer:
         if record is None:
             return None
         if record.phase in _GUARDED:
-            record = dataclasses.replace(record, resumes=record.resumes + 1, updated_at=self.clock.now())
-            self.journal.write(record)
-            if record.resumes > MAX_RESUMES:
+            # Judged before the resume is written: a cut that always strikes right after that
+            # write must still end the loop.
+            if record.resumes >= MAX_RESUMES:
                 reason = f"{record.phase.value} restarted {record.resumes} times (a loop); giving up"
                 record = self._move(record, Event.LOOP_DETECTED, reason=reason)
+            else:
+                record = dataclasses.replace(record, resumes=record.resumes + 1, updated_at=self.clock.now())
+                self.journal.write(record)
         return self.run(record)
 
     def abandon(self, record: InstallRecord, reason: str) -> InstallRecord:
