@@ -222,8 +222,12 @@ def test_freeze_expired_metadata_is_refused_at_the_vehicles_trusted_time(
     clock: SimClock,
 ) -> None:
     """The server's clock (and so its metadata) is frozen; the vehicle's trusted time moves
-    on. Expiry is judged by the vehicle's injected clock, not the host's."""
+    on. Expiry is judged by the vehicle's injected clock, not the host's: whatever the host's
+    date, a vehicle whose time is inside the metadata's life verifies and one past it does not
+    (the first half alone would pass on a host clock past the expiry, the second on one before)."""
     dep.director.assign_release(vehicle.vin, published.release.meta.name)
+    fresh = SimClock(clock.now() + dt.timedelta(hours=20))
+    assert make_primary(vehicle, state="fresh", vehicle_clock=fresh).verify().images
     vehicle_clock = SimClock(clock.now() + dt.timedelta(days=days_later))
     with pytest.raises(FreezeError):
         make_primary(vehicle, vehicle_clock=vehicle_clock).verify()
