@@ -94,18 +94,18 @@ def run(
     A restart (after a crash or a power cut) first finishes or rolls back what the journal
     says was in flight. SIGTERM stops it between cycles.
     """
-    agent = _agent(state_dir, server)
     stop = threading.Event()
     if not once:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
-        result = agent.cycle()
-        console.print(f"{result.outcome}: {result.detail}".rstrip(": "))
-        if once or stop.is_set():
-            return
-        wait = interval if interval is not None else (result.next_poll_s or agent.config.poll_interval_s)
-        if stop.wait(wait):
-            return
+    with _agent(state_dir, server) as agent:
+        while True:
+            result = agent.cycle()
+            console.print(f"{result.outcome}: {result.detail}".rstrip(": "))
+            if once or stop.is_set():
+                return
+            wait = interval if interval is not None else (result.next_poll_s or agent.config.poll_interval_s)
+            if stop.wait(wait):
+                return
 
 
 @agent_app.command("status")
@@ -147,8 +147,8 @@ def rollback(
     server: Annotated[str | None, typer.Option(help="Server URL (default: the state folder's).")] = None,
 ) -> None:
     """Go back to what ran before the last committed release, inside its rollback window."""
-    agent = _agent(state_dir, server)
-    record = agent.user_rollback(reason)
+    with _agent(state_dir, server) as agent:
+        record = agent.user_rollback(reason)
     if record.phase.value != "committed":
         raise InputError(f"the rollback did not complete: {record.phase.value} ({record.reason})")
     done("rolled back", f"{record.release} on {', '.join(record.serials)}")
