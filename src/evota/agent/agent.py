@@ -358,8 +358,11 @@ class Agent:
         self.outbox.put(body)
 
     def _flush_quietly(self) -> None:
+        """Deliver the reports, then the new signed manifest, if the server answers: an
+        install's end is reported at once, not at the next poll."""
         with contextlib.suppress(ServerError):
             self.outbox.flush(self.server.report_step)
+            self.server.check_in(self._check_in_body())
 
     def _fetch(self, item: InstallItem) -> None:
         download(self.server, self.images, item.image, item.hashes, faults=self._faults)
