@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from evota.agent.secondary import BootHealth, Partition, SlotName
-from evota.agent.uds_codec import SECURITY_LEVEL, encode_erase, encode_image, security_key
+from evota.agent.uds_codec import SECURITY_LEVEL, security_key
+from evota.agent.uds_records import encode_erase, encode_image
 from evota.domain.fleet import EcuIdentity
 from evota.security.manifest import check_public_key
 from evota.sim.uds_ecu import factory_image, provision_uds_ecu

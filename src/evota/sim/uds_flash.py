@@ -42,7 +42,7 @@ from evota.agent.secondary import (
     SlotName,
     SlotStatus,
 )
-from evota.agent.uds_codec import SlotRegion
+from evota.agent.uds_records import SlotRegion
 from evota.domain.fleet import EcuIdentity
 from evota.fsutil import atomic_write
 

@@ -16,12 +16,10 @@ boot loader refuses, with the NRC a tester would see:
     an image whose length or hash differs   generalProgrammingFailure (72), slot stays EMPTY
     erase or activate while on trial        conditionsNotCorrect (22)
 
-The block counter rule is written out here rather than taken from `uds_codec`, so that
-a tester bug in the shared helper shows up as 0x73 instead of agreeing with itself.
-
 Leaving a session, an S3 timeout (no request for `s3` seconds outside the default session)
 and ECUReset all relock security and drop a download half done. `Faults` are the hooks a
-test uses to make the ECU misbehave on purpose.
+test uses to make the ECU misbehave on purpose; the programming sequence itself is
+`evota.sim.uds_download.DownloadFlow`.
 """
 
 from __future__ import annotations
@@ -33,27 +31,20 @@ import json
 import secrets
 import struct
 from collections.abc import Callable
-from typing import BinaryIO
 
-from evota.agent.secondary import BootHealth, Partition, SelfTestResult, SlotName
-from evota.agent.uds_codec import (
-    SECURITY_LEVEL,
-    Did,
-    Nrc,
-    Routine,
-    Session,
+from evota.agent.secondary import BootHealth, SelfTestResult
+from evota.agent.uds_codec import SECURITY_LEVEL, Did, Nrc, Routine, Session, security_key
+from evota.agent.uds_records import (
     decode_activate,
-    decode_erase,
-    decode_image,
     decode_report_request,
     decode_settings,
     encode_layout,
     encode_self_test,
     encode_settings,
     encode_status,
-    security_key,
 )
 from evota.security.manifest import EcuReport, sign_ecu_report
+from evota.sim.uds_download import DownloadFlow, Faults, NegativeResponseError
 from evota.sim.uds_flash import FlashStore
 
 __all__ = ["Faults", "Reply", "ServerTiming", "UdsServer"]
@@ -65,17 +56,6 @@ _CHECKS = (
     "heartbeats",
     "soc in bounds",
 )
-
-
-@dataclasses.dataclass
-class Faults:
-    """Misbehaviour on demand. Block numbers count the blocks of the next download, from 1."""
-
-    self_test_failure: str | None = None  # while set, the self-test fails this check
-    corrupt_block: int | None = None  # flip a byte of this block on receipt (once)
-    drop_block_response: int | None = None  # write this block but send no answer (once)
-    erase_pending: int = 0  # answer 7F 31 78 this many times before the erase completes
-    pending_interval: float = 0.05  # seconds between those answers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,22 +78,6 @@ class Reply:
     pending_interval: float = 0.0
 
 
-class _RefusedError(Exception):
-    def __init__(self, nrc: Nrc) -> None:
-        self.nrc = nrc
-
-
-@dataclasses.dataclass
-class _Download:
-    partition: Partition
-    slot: SlotName
-    size: int
-    writer: BinaryIO
-    received: int = 0
-    blocks: int = 0
-    expected: int = 0x01  # ISO 14229-1: the first block's counter
-
-
 class UdsServer:
     """One ECU's diagnostic server. Not thread-safe: one driver thread calls it."""
 
@@ -128,9 +92,7 @@ class UdsServer:
         self._failed_keys = 0
         self._locked_until = 0.0
         self._last_activity = 0.0
-        self._erased: tuple[Partition, SlotName] | None = None
-        self._download: _Download | None = None
-        self._downloaded: tuple[Partition, SlotName] | None = None
+        self.flow = DownloadFlow(store, timing.max_block_length, self.faults, self.stats)
         self._handlers: dict[int, Callable[[bytes, float], bytes | None]] = {
             0x10: self._session_control,
             0x11: self._ecu_reset,
@@ -161,7 +123,7 @@ class UdsServer:
         self._last_activity = now
 
     def close(self) -> None:
-        self._drop_download()
+        self.flow.reset()
 
     def handle(self, request: bytes, now: float) -> Reply:
         if not request:
@@ -172,7 +134,7 @@ class UdsServer:
             return Reply(bytes([0x7F, sid, Nrc.SERVICE_NOT_SUPPORTED]))
         try:
             response = handler(request[1:], now)
-        except _RefusedError as e:
+        except NegativeResponseError as e:
             self.stats[f"nrc_{e.nrc.name.lower()}"] += 1
             return Reply(bytes([0x7F, sid, e.nrc]))
         except (ValueError, UnicodeDecodeError, IndexError, struct.error):
@@ -180,44 +142,31 @@ class UdsServer:
         if sid == 0x31 and request[2:4] == Routine.ERASE.to_bytes(2, "big") and self.faults.erase_pending:
             pending, self.faults.erase_pending = self.faults.erase_pending, 0
             return Reply(response, pending, self.faults.pending_interval)
-        if sid == 0x36 and self._dropped():
+        if sid == 0x36 and self.flow.answer_lost():
             return Reply(None)
         return Reply(response)
-
-    def _dropped(self) -> bool:
-        download = self._download
-        if download is not None and self.faults.drop_block_response == download.blocks:
-            self.faults.drop_block_response = None
-            return True
-        return False
 
     # -- sessions and security -------------------------------------------------------
 
     def _enter(self, session: Session) -> None:
         self.session = session
         self._unlocked, self._seed = False, None
-        self._erased = self._downloaded = None
-        self._drop_download()
-
-    def _drop_download(self) -> None:
-        if self._download is not None:
-            self._download.writer.close()
-            self._download = None
+        self.flow.reset()
 
     def _need(self, *sessions: Session, security: bool = False) -> None:
         if self.session not in sessions:
-            raise _RefusedError(Nrc.SERVICE_NOT_SUPPORTED_IN_ACTIVE_SESSION)
+            raise NegativeResponseError(Nrc.SERVICE_NOT_SUPPORTED_IN_ACTIVE_SESSION)
         if security and not self._unlocked:
-            raise _RefusedError(Nrc.SECURITY_ACCESS_DENIED)
+            raise NegativeResponseError(Nrc.SECURITY_ACCESS_DENIED)
 
     def _session_control(self, data: bytes, now: float) -> bytes | None:
         sub, quiet = data[0] & 0x7F, bool(data[0] & 0x80)
         try:
             session = Session(sub)
         except ValueError:
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED) from None
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED) from None
         if session is Session.PROGRAMMING and self.session is Session.DEFAULT:
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED_IN_ACTIVE_SESSION)
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED_IN_ACTIVE_SESSION)
         self._enter(session)
         timing = struct.pack(">HH", self.timing.p2_ms, self.timing.p2_star_ms // 10)
         return None if quiet else bytes([0x50, sub]) + timing
@@ -227,34 +176,34 @@ class UdsServer:
         sub = data[0]
         if sub == SECURITY_LEVEL:
             if now < self._locked_until:
-                raise _RefusedError(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED)
+                raise NegativeResponseError(Nrc.REQUIRED_TIME_DELAY_NOT_EXPIRED)
             if self._unlocked:
                 return bytes([0x67, sub]) + bytes(16)
             self._seed = secrets.token_bytes(16)
             return bytes([0x67, sub]) + self._seed
         if sub != SECURITY_LEVEL + 1:
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
         seed, self._seed = self._seed, None  # a seed answers one key, right or wrong
         if seed is None:
-            raise _RefusedError(Nrc.REQUEST_SEQUENCE_ERROR)
+            raise NegativeResponseError(Nrc.REQUEST_SEQUENCE_ERROR)
         if hmac.compare_digest(data[1:], security_key(seed, self.store.secret, SECURITY_LEVEL)):
             self._unlocked, self._failed_keys = True, 0
             return bytes([0x67, sub])
         self._failed_keys += 1
         if self._failed_keys >= self.timing.max_attempts:
             self._failed_keys, self._locked_until = 0, now + self.timing.lockout_delay
-            raise _RefusedError(Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS)
-        raise _RefusedError(Nrc.INVALID_KEY)
+            raise NegativeResponseError(Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS)
+        raise NegativeResponseError(Nrc.INVALID_KEY)
 
     def _tester_present(self, data: bytes, now: float) -> bytes | None:
         if data[0] & 0x7F != 0:
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
         return None if data[0] & 0x80 else bytes([0x7E, 0x00])
 
     def _ecu_reset(self, data: bytes, now: float) -> bytes | None:
         sub = data[0] & 0x7F
         if sub not in (0x01, 0x03):
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
         self.stats["resets"] += 1
         self.power_on(now)
         return None if data[0] & 0x80 else bytes([0x51, sub])
@@ -272,7 +221,7 @@ class UdsServer:
             Did.USER_SETTINGS: lambda: encode_settings(self.store.user_settings),
         }
         if did not in values:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE)
+            raise NegativeResponseError(Nrc.REQUEST_OUT_OF_RANGE)
         return values[did]()
 
     def _read_did(self, data: bytes, now: float) -> bytes:
@@ -287,12 +236,12 @@ class UdsServer:
     def _write_did(self, data: bytes, now: float) -> bytes:
         did = int.from_bytes(data[:2], "big")
         if did != Did.USER_SETTINGS:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE)
+            raise NegativeResponseError(Nrc.REQUEST_OUT_OF_RANGE)
         self._need(Session.EXTENDED, Session.PROGRAMMING, security=True)
         try:
             settings = decode_settings(data[2:])
         except ValueError:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE) from None
+            raise NegativeResponseError(Nrc.REQUEST_OUT_OF_RANGE) from None
         self.store.set_user_settings(settings)
         return bytes([0x6E]) + data[:2]
 
@@ -301,11 +250,11 @@ class UdsServer:
     def _routine_control(self, data: bytes, now: float) -> bytes | None:
         sub, quiet = data[0] & 0x7F, bool(data[0] & 0x80)
         if sub != 0x01:
-            raise _RefusedError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
+            raise NegativeResponseError(Nrc.SUBFUNCTION_NOT_SUPPORTED)
         try:
             routine = Routine(int.from_bytes(data[1:3], "big"))
         except ValueError:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE) from None
+            raise NegativeResponseError(Nrc.REQUEST_OUT_OF_RANGE) from None
         record = self._routine(routine, data[3:], now)
         return None if quiet else bytes([0x71, 0x01]) + data[1:3] + record
 
@@ -319,9 +268,9 @@ class UdsServer:
         if routine in (Routine.ERASE, Routine.CHECK_DEPENDENCIES):
             self._need(Session.PROGRAMMING, security=True)
             if routine is Routine.ERASE:
-                self._erase(option)
+                self.flow.erase(option)
             else:
-                self._check_dependencies(option)
+                self.flow.check(option)
             return b""
         self._need(Session.EXTENDED, security=True)
         if routine is Routine.ACTIVATE:
@@ -330,33 +279,11 @@ class UdsServer:
             store.mark_good()
         elif routine is Routine.REVERT:
             if not store.revertible():
-                raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)
+                raise NegativeResponseError(Nrc.CONDITIONS_NOT_CORRECT)
             store.revert()
         else:
             store.reset_state()
         return b""
-
-    def _erase(self, option: bytes) -> None:
-        region = decode_erase(option)
-        found = [(p, s) for p, slots in self.store.layout.items() for s, r in slots.items() if r == region]
-        if not found:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE)
-        partition, slot = found[0]
-        if self.store.on_trial() or self.store.active(partition) is slot:
-            raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)  # the fallback or the running image
-        self._drop_download()
-        self.store.erase(partition, slot)
-        self._erased, self._downloaded = (partition, slot), None
-        self.stats["erases"] += 1
-
-    def _check_dependencies(self, option: bytes) -> None:
-        image = decode_image(option)
-        done, self._downloaded, self._erased = self._downloaded, None, None
-        if done is None:
-            raise _RefusedError(Nrc.REQUEST_SEQUENCE_ERROR)
-        if self.store.digest(*done) != (image.length, image.sha256):
-            raise _RefusedError(Nrc.GENERAL_PROGRAMMING_FAILURE)  # the slot stays EMPTY
-        self.store.stage(*done, image)
 
     def _activate(self, option: bytes) -> None:
         slots = decode_activate(option)
@@ -365,9 +292,9 @@ class UdsServer:
             if active is slot and health in (BootHealth.TRIAL, BootHealth.GOOD):
                 continue  # already running on it
             if health not in (BootHealth.STAGED, BootHealth.GOOD):
-                raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)
+                raise NegativeResponseError(Nrc.CONDITIONS_NOT_CORRECT)
             if self.store.health(partition, active) is BootHealth.TRIAL:
-                raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)  # commit or revert the trial first
+                raise NegativeResponseError(Nrc.CONDITIONS_NOT_CORRECT)  # commit or revert the trial first
         self.store.activate(slots)
 
     def _self_test(self) -> SelfTestResult:
@@ -381,7 +308,7 @@ class UdsServer:
         counter, time, attacks = decode_report_request(option)
         installed = self.store.status().installed
         if installed is None:
-            raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)
+            raise NegativeResponseError(Nrc.CONDITIONS_NOT_CORRECT)
         report = EcuReport(
             self.store.identity.serial,
             installed.path,
@@ -393,61 +320,16 @@ class UdsServer:
         )
         return json.dumps(sign_ecu_report(report, self.store.signer), sort_keys=True).encode()
 
-    # -- download --------------------------------------------------------------------
+    # -- download (the flow checks the sequence; the server checks session and security) --
 
     def _request_download(self, data: bytes, now: float) -> bytes:
         self._need(Session.PROGRAMMING, security=True)
-        dfi, alfid = data[0], data[1]
-        size_len, addr_len = alfid >> 4, alfid & 0x0F
-        if dfi != 0x00 or not (1 <= size_len <= 4 and 1 <= addr_len <= 4):
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE)
-        if len(data) != 2 + addr_len + size_len:
-            raise ValueError("memory address and size do not match their format")
-        address = int.from_bytes(data[2 : 2 + addr_len], "big")
-        size = int.from_bytes(data[2 + addr_len :], "big")
-        if self._erased is None or self._download is not None:
-            raise _RefusedError(Nrc.CONDITIONS_NOT_CORRECT)  # erase first, one download at a time
-        partition, slot = self._erased
-        region = self.store.layout[partition][slot]
-        if address != region.address or size > region.size:
-            raise _RefusedError(Nrc.UPLOAD_DOWNLOAD_NOT_ACCEPTED)
-        self._download = _Download(partition, slot, size, self.store.writer(partition, slot))
-        self._erased = None
-        return bytes([0x74, 0x20]) + self.timing.max_block_length.to_bytes(2, "big")
+        return self.flow.request(data)
 
     def _transfer_data(self, data: bytes, now: float) -> bytes:
         self._need(Session.PROGRAMMING)
-        download = self._download
-        if download is None:
-            raise _RefusedError(Nrc.REQUEST_SEQUENCE_ERROR)
-        counter, block = data[0], data[1:]
-        if not block:
-            raise ValueError("a block without data")
-        if len(block) + 2 > self.timing.max_block_length:
-            raise ValueError("block longer than maxNumberOfBlockLength")
-        if download.blocks and counter == (download.expected - 1) & 0xFF:
-            self.stats["repeated_blocks"] += 1  # its answer was lost: acknowledge, do not rewrite
-            return bytes([0x76, counter])
-        if counter != download.expected:
-            raise _RefusedError(Nrc.WRONG_BLOCK_SEQUENCE_COUNTER)
-        if download.received + len(block) > download.size:
-            raise _RefusedError(Nrc.REQUEST_OUT_OF_RANGE)
-        download.blocks += 1
-        if self.faults.corrupt_block == download.blocks:
-            self.faults.corrupt_block = None
-            block = bytes([block[0] ^ 0xFF]) + block[1:]
-        download.writer.write(block)
-        download.received += len(block)
-        download.expected = (counter + 1) & 0xFF  # FF wraps to 00, not to 01
-        self.stats["blocks"] += 1
-        return bytes([0x76, counter])
+        return self.flow.transfer(data)
 
     def _transfer_exit(self, data: bytes, now: float) -> bytes:
         self._need(Session.PROGRAMMING)
-        download = self._download
-        if download is None or download.received != download.size:
-            raise _RefusedError(Nrc.REQUEST_SEQUENCE_ERROR)
-        download.writer.close()
-        self._download = None
-        self._downloaded = (download.partition, download.slot)
-        return bytes([0x77])
+        return self.flow.exit()
