@@ -1,4 +1,6 @@
-"""A provisioned vehicle with three secondaries (BMS, VCMS, TMS) against a real server.
+"""Fixtures of the agent tests.
+
+A provisioned vehicle with three secondaries (BMS, VCMS, TMS) against a real server.
 
 The deployment, the server (served on loopback), the fleet registry (SQLite) and the vehicle
 state folder are all real; the ECUs are simulated ones (folders). Time is one SimClock
@@ -33,6 +35,7 @@ from evota.server.app import create_app
 from evota.server.runner import serve_in_thread
 from evota.server.services.fleet import import_vehicles
 from evota.server.store.db import Database, open_database
+from tests.agent.uds_bench import bench  # noqa: F401  (the UDS test bench fixture)
 
 VIN = "WVWZZZ1JZ3W386752"
 SECONDARIES = ("BMS-1", "VCMS-1", "TMS-1")

@@ -1,0 +1,1 @@
+"""Simulators of what evota talks to: ECUs on a diagnostic bus."""
