@@ -37,6 +37,7 @@ mutation: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/uptane_cycle.py
 	$(BIN)/python benchmarks/campaign_server.py
+	$(BIN)/python benchmarks/uds_flash.py
 
 # SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput.
 bench-analytics: $(STAMP)

@@ -123,6 +123,14 @@ def provision_vehicle(
     identities = []
     configs = []
     for serial, (ecu_type, hwid, version) in secondaries.items():
+        if serial in uds:  # a real (or separately simulated) ECU: it has its own flash and key
+            options = dict(uds[serial])
+            key = options.pop("public_key", None)
+            if not isinstance(key, dict):
+                raise InputError(f"ECU {serial}: the UDS options carry no public_key (the ECU's key)")
+            identities.append(EcuIdentity(serial, ecu_type, hwid, key))
+            configs.append(EcuConfig(serial, ecu_type, hwid, "uds", options))
+            continue
         firmware, data, counter = _factory_firmware(dep, published, ecu_type, hwid, version)
         params = default_params_image()
         params_ref = _ref(f"factory/{ecu_type}/params/{hwid}.json", params, "0")
@@ -130,8 +138,6 @@ def provision_vehicle(
         store.put(params_ref, params)
         known[firmware.path] = {"version": firmware.version, "release_counter": counter}
         known[params_ref.path] = {"version": "0", "release_counter": 0}
-        if serial in uds:
-            raise InputError(f"ECU {serial}: UDS secondaries are provisioned by `evota sim uds-ecu`")
         key = create_simulated_ecu(
             state.ecu_folder(serial),
             serial=serial,

@@ -212,9 +212,29 @@ class StateDir:
 
 
 def _open_uds(ecu: EcuConfig) -> Secondary:
+    """A UDS secondary from its options: interface, channel, txid, rxid (ints or hex text),
+    security_secret_hex, and optionally can_fd and tx_data_length."""
+    from evota.agent.uds import UdsConfig, UdsEcu  # python-can loads only for UDS vehicles
+    from evota.agent.uds_link import CanLink, Interface, IsoTpParams
+
+    o = ecu.options
     try:
-        from evota.agent import uds  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as e:
-        raise ProvisioningError(f"ECU {ecu.serial}: the UDS secondary is not available: {e}") from e
-    secondary: Secondary = uds.open_from_options(ecu.serial, ecu.ecu_type, ecu.hardware_id, ecu.options)
+        can_fd = bool(o.get("can_fd", False))
+        isotp = IsoTpParams(can_fd=can_fd, tx_data_length=int(o.get("tx_data_length", 64 if can_fd else 8)))
+        link = CanLink(
+            Interface(str(o["interface"])),
+            str(o["channel"]),
+            int(str(o["txid"]), 0),
+            int(str(o["rxid"]), 0),
+            isotp,
+        )
+        config = UdsConfig(link, security_secret=bytes.fromhex(str(o["security_secret_hex"])))
+    except (KeyError, ValueError) as e:
+        raise ProvisioningError(f"ECU {ecu.serial}: UDS options are incomplete or wrong: {e!r}") from e
+    secondary = UdsEcu(config)
+    if secondary.serial != ecu.serial:
+        secondary.close()
+        raise ProvisioningError(
+            f"the ECU at {link.channel} 0x{link.txid:X} is {secondary.serial}, not {ecu.serial}"
+        )
     return secondary

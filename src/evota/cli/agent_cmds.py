@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -39,6 +40,19 @@ def _ecu_arg(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+def _uds_arg(text: str) -> tuple[str, dict[str, Any]]:
+    serial, _, file = text.partition("=")
+    if not serial or not file:
+        raise InputError(f"--uds {text!r}: expected SERIAL=FILE")
+    try:
+        options = json.loads(Path(file).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"--uds {serial}: cannot read {file}: {e}") from None
+    if not isinstance(options, dict):
+        raise InputError(f"--uds {serial}: {file} must hold a JSON object")
+    return serial, options
+
+
 @vehicle_app.command("provision")
 @reports_errors
 def provision(
@@ -51,6 +65,13 @@ def provision(
     server: Annotated[
         str | None, typer.Option(help="Server URL the agent polls (default: the home's).")
     ] = None,
+    uds: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SERIAL=FILE: this ECU is reached over UDS; FILE is JSON with interface, channel, "
+            "txid, rxid, security_secret_hex and the ECU's public_key (docs/uds.md)."
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Create a vehicle's state folder: keys per ECU, both trusted roots, a factory image per
@@ -60,9 +81,10 @@ def provision(
     dep = open_deployment(home)
     url = server or f"http://{dep.settings.server_host}:{dep.settings.server_port}"
     ecus = [_ecu_arg(e) for e in ecu or []]
+    reached = dict(_uds_arg(u) for u in uds or [])
     with database(home) as db:
         config = provision_vehicle(
-            dep, db, vin=vin, state_dir=state_dir, server_url=url, ecus=ecus, now=dep.clock.now()
+            dep, db, vin=vin, state_dir=state_dir, server_url=url, ecus=ecus, uds=reached, now=dep.clock.now()
         )
     serials = ", ".join(f"{e.ecu_type} {e.serial}" for e in config.ecus)
     done("provisioned", f"{vin} in {state_dir} (primary {config.primary_serial}; {serials}); polls {url}")
