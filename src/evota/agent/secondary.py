@@ -39,6 +39,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from evota.security.manifest import EcuReport
+
 __all__ = [
     "BootHealth",
     "EcuStatus",
@@ -50,6 +52,7 @@ __all__ = [
     "SelfTestResult",
     "SlotName",
     "SlotStatus",
+    "version_report_of",
 ]
 
 
@@ -159,6 +162,13 @@ class SelfTestResult:
 
 
 Progress = Callable[[int, int], None]  # (bytes written so far, total bytes)
+
+
+def version_report_of(
+    serial: str, image: ImageRef, *, time: dt.datetime, counter: int, attacks: str
+) -> EcuReport:
+    """The Uptane version report an ECU signs for the image it reports installed."""
+    return EcuReport(serial, image.path, image.length, {"sha256": image.sha256}, time, counter, attacks)
 
 
 class Secondary(Protocol):

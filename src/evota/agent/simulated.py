@@ -50,9 +50,10 @@ from evota.agent.secondary import (
     SelfTestResult,
     SlotName,
     SlotStatus,
+    version_report_of,
 )
 from evota.fsutil import atomic_write
-from evota.security.manifest import EcuReport, sign_ecu_report
+from evota.security.manifest import sign_ecu_report
 
 __all__ = ["BLOCK_SIZE", "SELF_TEST_FAIL_MARKER", "FaultHook", "SimulatedEcu", "create_simulated_ecu"]
 
@@ -352,15 +353,7 @@ class SimulatedEcu:
             raise EcuError(f"ECU {self.serial} runs no verified image")
         key = load_pem_private_key((self.folder / "key.pem").read_bytes(), password=None)
         signer = CryptoSigner(key)
-        report = EcuReport(
-            self.serial,
-            installed.path,
-            installed.length,
-            {"sha256": installed.sha256},
-            time,
-            counter,
-            attacks,
-        )
+        report = version_report_of(self.serial, installed, time=time, counter=counter, attacks=attacks)
         return sign_ecu_report(report, signer)
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ import secrets
 import struct
 from collections.abc import Callable
 
-from evota.agent.secondary import BootHealth, SelfTestResult
+from evota.agent.secondary import BootHealth, SelfTestResult, version_report_of
 from evota.agent.uds_codec import SECURITY_LEVEL, Did, Nrc, Routine, Session, security_key
 from evota.agent.uds_records import (
     decode_activate,
@@ -43,7 +43,7 @@ from evota.agent.uds_records import (
     encode_settings,
     encode_status,
 )
-from evota.security.manifest import EcuReport, sign_ecu_report
+from evota.security.manifest import sign_ecu_report
 from evota.sim.uds_download import DownloadFlow, Faults, NegativeResponseError
 from evota.sim.uds_flash import FlashStore
 
@@ -309,15 +309,8 @@ class UdsServer:
         installed = self.store.status().installed
         if installed is None:
             raise NegativeResponseError(Nrc.CONDITIONS_NOT_CORRECT)
-        report = EcuReport(
-            self.store.identity.serial,
-            installed.path,
-            installed.length,
-            {"sha256": installed.sha256},
-            time,
-            counter,
-            attacks,
-        )
+        serial = self.store.identity.serial
+        report = version_report_of(serial, installed, time=time, counter=counter, attacks=attacks)
         return json.dumps(sign_ecu_report(report, self.store.signer), sort_keys=True).encode()
 
     # -- download (the flow checks the sequence; the server checks session and security) --
