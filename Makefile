@@ -38,9 +38,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/uptane_cycle.py
 	$(BIN)/python benchmarks/campaign_server.py
 
-# SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput.
+# SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput;
+# SoH, anomaly and RUL figures on the PyBaMM ageing and short fixtures.
 bench-analytics: $(STAMP)
 	$(BIN)/python benchmarks/analytics/soc.py
+	$(BIN)/python benchmarks/analytics/health.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
