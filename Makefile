@@ -39,9 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/campaign_server.py
 	$(BIN)/python benchmarks/uds_flash.py
 
-# SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput.
+# SoC accuracy on PyBaMM drive cycles the fit never saw, and batched-filter throughput;
+# SoH, anomaly and RUL figures on the PyBaMM ageing and short fixtures.
 bench-analytics: $(STAMP)
 	$(BIN)/python benchmarks/analytics/soc.py
+	$(BIN)/python benchmarks/analytics/health.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

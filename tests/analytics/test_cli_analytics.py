@@ -104,3 +104,46 @@ def test_the_cli_starts_without_numpy_or_scipy() -> None:
     """`evota --help` and every non-analytics command must not pay for the numerical stack."""
     code = "import sys, evota.cli; sys.exit(int(any(m in sys.modules for m in ('numpy', 'scipy'))))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_fit_soh_then_estimate_an_unseen_cell(tmp_path: Path) -> None:
+    """fit-soh on cells A, B, D, E (every 20th cycle), then soh on cell C at cycle 200. The
+    model's voltage levels span what all its training charges cover (here the whole check-up
+    charge, 15 % SoC to the CC end), so the charge it is given must cover them too."""
+    with gzip.open(FIXTURES / "ageing.csv.gz", "rt") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    train = tmp_path / "checkups.csv"
+    with train.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(r for r in body if r[0] in "ABDE" and int(r[1]) % 20 == 0)
+    model = tmp_path / "soh.json"
+    truth_csv = str(FIXTURES / "ageing_truth.csv")
+    res = runner.invoke(app, ["analytics", "fit-soh", "--input", str(train), "--truth", truth_csv,
+                              "--out", str(model)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "from 4 cells" in res.output
+    with (FIXTURES / "ageing_truth.csv").open() as f:
+        truth = {(r["cell"], r["cycle"]): r for r in csv.DictReader(f)}
+    for test in ("charge", "pulse"):
+        with (tmp_path / f"{test}.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["time_s", "current_a", "voltage_v", "temperature_c"])
+            seg = [r for r in body if r[0] == "C" and r[1] == "200" and r[2] == test]
+            w.writerows([*r[3:], "25.0"] for r in seg)
+    args = ["analytics", "soh", "--model", str(model), "--input", str(tmp_path / "charge.csv"),
+            "--pulse", str(tmp_path / "pulse.csv"), "--json"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    true_soh = float(truth[("C", "200")]["capacity_ah"]) / float(truth[("C", "0")]["capacity_ah"])
+    # SoH here is over the training cells' median fresh capacity, not C's own.
+    ref = json.loads(model.read_text())["reference_capacity_ah"]
+    assert abs(out["capacity_ah"] - float(truth[("C", "200")]["capacity_ah"])) < 0.05 * 5
+    assert out["soh_low_95"] <= out["capacity_ah"] / ref <= out["soh_high_95"]
+    assert abs(out["capacity_ah"] / float(truth[("C", "0")]["capacity_ah"]) - true_soh) < 0.02
+    assert 2.0 < out["resistance_growth"] < 4.0  # SEI film resistance: about 3x by cycle 200
+    res = runner.invoke(app, [*args[:-1], "--current-sign", "charge-positive"])
+    assert res.exit_code == 1
+    assert "is the current sign flipped" in res.stderr

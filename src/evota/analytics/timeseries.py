@@ -40,7 +40,17 @@ from numpy.typing import NDArray
 from evota.analytics.identify import CharRecord
 from evota.errors import InputError
 
-__all__ = ["DriveData", "SignConvention", "parse_characterization", "parse_drive", "read_csv"]
+__all__ = [
+    "DriveData",
+    "Segment",
+    "SignConvention",
+    "parse_capacity_labels",
+    "parse_characterization",
+    "parse_checkups",
+    "parse_drive",
+    "parse_segment",
+    "read_csv",
+]
 
 FloatArray = NDArray[np.float64]
 SignConvention = Literal["discharge-positive", "charge-positive"]
@@ -234,3 +244,100 @@ def parse_characterization(cols: Mapping[str, Sequence[str]]) -> dict[tuple[str,
             _check_time(rec.time_s, max_gap_s=3600.0, where=f"{kind} test at {temp:g} °C: ")
             out[(kind, float(temp))] = rec
     return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Segment:
+    """A short checked record (a charge segment or a pulse) for one cell."""
+
+    time_s: FloatArray
+    current_a: FloatArray
+    voltage_v: FloatArray
+    temperature_c: float | None
+    notes: tuple[str, ...] = ()
+
+
+def _segment(
+    time_s: FloatArray,
+    current: FloatArray,
+    voltage: FloatArray,
+    temperature: FloatArray | None,
+    *,
+    max_gap_s: float,
+    where: str,
+) -> Segment:
+    _check_time(time_s, max_gap_s, where)
+    if float(np.median(voltage)) > 100:
+        raise InputError(f"{where}voltage_v looks like millivolts; evota reads volts per cell")
+    if float(np.max(voltage)) > 10 or float(np.min(voltage)) < 0.5:
+        raise InputError(f"{where}voltage_v outside 0.5..10 V: a pack voltage? evota reads one cell")
+    temp: float | None = None
+    if temperature is not None:
+        if float(np.max(temperature)) > 150:
+            raise InputError(f"{where}temperature_c looks like kelvin (above 150); subtract 273.15")
+        if float(np.min(temperature)) < -40 or float(np.max(temperature)) > 85:
+            raise InputError(f"{where}temperature_c is outside -40..85 °C")
+        temp = float(np.median(temperature))
+    return Segment(time_s, current, voltage, temp)
+
+
+def parse_segment(
+    cols: Mapping[str, Sequence[str]],
+    *,
+    sign: SignConvention = "discharge-positive",
+    max_gap_s: float = 60.0,
+) -> Segment:
+    """A charge segment or pulse: time_s, current_a, voltage_v[, temperature_c]."""
+    time_s, current, voltage = (_numbers(cols, c) for c in DRIVE_COLUMNS[:3])
+    temperature = _numbers(cols, "temperature_c") if "temperature_c" in cols else None
+    seg = _segment(time_s, current, voltage, temperature, max_gap_s=max_gap_s, where="")
+    if sign == "charge-positive":
+        return Segment(
+            seg.time_s, -seg.current_a, seg.voltage_v, seg.temperature_c,
+            ("current negated: the input was declared charge-positive",),
+        )  # fmt: skip
+    return seg
+
+
+CHECKUP_COLUMNS = ("cell", "cycle", "test", "time_s", "current_a", "voltage_v")
+
+
+def parse_checkups(cols: Mapping[str, Sequence[str]]) -> dict[tuple[str, int], dict[str, Segment]]:
+    """Check-ups by (cell, cycle): {"charge": ..., "pulse": ...}, as the ageing fixture has them.
+
+    Every segment is assumed at 25 °C unless a temperature_c column says otherwise.
+    """
+    for c in CHECKUP_COLUMNS[:3]:
+        if c not in cols:
+            raise InputError(f"missing column {c!r}; columns are {', '.join(cols) or 'none'}")
+    cells = np.asarray([c.strip() for c in cols["cell"]])
+    tests = np.asarray([t.strip().lower() for t in cols["test"]])
+    cycles = _numbers(cols, "cycle")
+    if np.any(cycles != np.round(cycles)) or np.any(cycles < 0):
+        raise InputError("cycle must be a whole number of cycles, 0 or more")
+    unknown = sorted(set(tests.tolist()) - {"charge", "pulse"})
+    if unknown:
+        raise InputError(f"unknown test kind(s) {', '.join(unknown)}: expected 'charge' or 'pulse'")
+    time_s, current, voltage = (_numbers(cols, c) for c in CHECKUP_COLUMNS[3:])
+    temperature = _numbers(cols, "temperature_c") if "temperature_c" in cols else np.full(cells.size, 25.0)
+    groups: dict[tuple[str, int, str], list[int]] = {}
+    for row, key in enumerate(zip(cells.tolist(), cycles.astype(int).tolist(), tests.tolist(), strict=True)):
+        groups.setdefault(key, []).append(row)
+    out: dict[tuple[str, int], dict[str, Segment]] = {}
+    for (cell, cycle, test), rows in groups.items():
+        sel = np.asarray(rows)
+        out.setdefault((cell, cycle), {})[test] = _segment(
+            time_s[sel], current[sel], voltage[sel], temperature[sel],
+            max_gap_s=600.0, where=f"cell {cell} cycle {cycle} {test}: ",
+        )  # fmt: skip
+    return out
+
+
+def parse_capacity_labels(cols: Mapping[str, Sequence[str]]) -> dict[tuple[str, int], float]:
+    """Measured capacities by (cell, cycle): columns cell, cycle, capacity_ah."""
+    if "cell" not in cols:
+        raise InputError(f"missing column 'cell'; columns are {', '.join(cols) or 'none'}")
+    cycles, capacity = _numbers(cols, "cycle"), _numbers(cols, "capacity_ah")
+    if np.any(capacity <= 0) or np.any(capacity > 1000):
+        raise InputError("capacity_ah must be positive and in Ah (not mAh)")
+    return {(c.strip(), int(n)): float(q) for c, n, q in zip(cols["cell"], cycles, capacity, strict=True)}
