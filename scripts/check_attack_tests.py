@@ -44,7 +44,9 @@ MUTATIONS = [
         CLIENT,
         "        self._trusted_set.reference_time = reference_time\n",
         "",
-        f"{ATTACKS}::test_freeze_expired_metadata_is_refused_at_the_vehicles_trusted_time",
+        # Both directions: without the injected time ngclient reads the host's clock, and
+        # whichever side of the fixtures' expiry the calendar is on, one of these fails.
+        f"{ATTACKS} -k freeze",
     ),
     Mutation(
         "image hashes (tuf)",

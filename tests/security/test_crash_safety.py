@@ -4,6 +4,9 @@ The publish runs in a child process whose `atomic_write` calls `os._exit` at its
 no exception handler or cleanup runs, as after a power cut. For every k, python-tuf's own
 client then verifies the repository as it is on disk (old state or new, never a mix), and
 the same publish, retried, goes through.
+
+python-tuf's own client judges expiry by the host's clock, so this module's home is signed at
+the host's time (not the fixtures' fixed START, which the calendar has long passed).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import pytest
 from tuf.ngclient import Updater
 
-from evota.clock import SimClock
+from evota.clock import SimClock, SystemClock
 from evota.deployment import Deployment, open_home
 from evota.server.app import create_app
 from evota.server.runner import serve_in_thread
@@ -25,12 +28,11 @@ from tests.conftest import Published
 
 CHILD = textwrap.dedent(
     """
-    import os, sys
+    import datetime, os, sys
     from pathlib import Path
     import evota.fsutil, evota.security.tuf_repo as tuf_repo, evota.security.keys as keys
-    from evota.clock import SimClock
+    from evota.clock import SimClock, SystemClock
     from evota.deployment import open_home
-    from tests.conftest import START
 
     cut_at, calls = int(sys.argv[3]), [0]
     real = evota.fsutil.atomic_write
@@ -43,16 +45,21 @@ CHILD = textwrap.dedent(
 
     tuf_repo.atomic_write = cutting_write
     keys.atomic_write = cutting_write
-    dep = open_home(sys.argv[1], SimClock(START))
+    dep = open_home(sys.argv[1], SimClock(datetime.datetime.fromisoformat(sys.argv[4])))
     dep.images.add_image(Path(sys.argv[2]), ecu_type="bms", hardware_ids=["bms-gen2"], version="2.5.0")
     print(calls[0])
     """
 )
 
 
-def publish_in_child(home: Path, image: Path, cut_at: int) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(SystemClock().now())
+
+
+def publish_in_child(home: Path, image: Path, cut_at: int, now: SimClock) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CHILD, str(home), str(image), str(cut_at)],
+        [sys.executable, "-c", CHILD, str(home), str(image), str(cut_at), now.now().isoformat()],
         capture_output=True,
         text=True,
         timeout=60,
@@ -82,8 +89,8 @@ def verify_with_python_tuf(dep: Deployment, tmp_path: Path, name: str) -> set[st
         return found
 
 
-def count_writes(home: Path, image: Path) -> int:
-    result = publish_in_child(home, image, cut_at=10_000)
+def count_writes(home: Path, image: Path, clock: SimClock) -> int:
+    result = publish_in_child(home, image, 10_000, clock)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip())
 
@@ -98,17 +105,17 @@ def test_a_publish_cut_at_any_write_leaves_a_verifiable_repository(
     # How many durable writes a publish makes, measured on a copy of the home.
     probe = tmp_path / "probe-home"
     shutil.copytree(dep.home.path, probe)
-    writes = count_writes(probe, image)
+    writes = count_writes(probe, image, clock)
     assert writes >= 3  # targets, snapshot, timestamp at least
 
     for cut_at in range(1, writes + 1):
         home = tmp_path / f"home-{cut_at}"
         shutil.copytree(dep.home.path, home)
-        result = publish_in_child(home, image, cut_at)
+        result = publish_in_child(home, image, cut_at, clock)
         assert result.returncode == 70, result.stderr
         after_cut = open_home(home, clock)
         assert verify_with_python_tuf(after_cut, tmp_path, f"cut-{cut_at}") == before
-        retried = publish_in_child(home, image, cut_at=10_000)
+        retried = publish_in_child(home, image, 10_000, clock)
         assert retried.returncode == 0, f"retry after a cut at write {cut_at}: {retried.stderr}"
         assert verify_with_python_tuf(open_home(home, clock), tmp_path, f"retry-{cut_at}") == {
             *before,
