@@ -11,6 +11,7 @@ from evota.cli.agent_cmds import agent_app, vehicle_app
 from evota.cli.analytics_cmds import analytics_app
 from evota.cli.audit_cmds import audit_app
 from evota.cli.campaign_cmds import campaign_app
+from evota.cli.charger_cmds import charger_app
 from evota.cli.common import DEFAULT_HOME, HomeOpt, console, database, open_deployment, reports_errors
 from evota.cli.demo_cmd import demo
 from evota.cli.director_cmds import director_app
@@ -31,6 +32,7 @@ app.add_typer(director_app, name="director")
 app.add_typer(keys_app, name="keys")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(charger_app, name="charger")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(analytics_app, name="analytics")
@@ -51,7 +53,8 @@ def serve(
         float, typer.Option(help="How often the rollout controller ticks (0: never, e.g. a read replica).")
     ] = 10.0,
 ) -> None:
-    """Serve the repositories, the operator and device APIs, and run the rollout controller.
+    """Serve the repositories, the operator and device APIs, the CSMS for chargers (OCPP 1.6J
+    and 2.0.1 at ws://HOST:PORT/ocpp/<charge point id>), and run the rollout controller.
 
     The database is the home's SQLite file unless EVOTA_DATABASE_URL names PostgreSQL; several
     processes may then serve one database, and one of them at a time runs the controller.
@@ -63,7 +66,9 @@ def serve(
     host = host or dep.settings.server_host
     port = port if port is not None else dep.settings.server_port
     with database(home) as db:
-        console.print(f"serving {dep.home.path} on http://{host}:{port} (/repo/, /api/v1/, /docs)")
+        console.print(
+            f"serving {dep.home.path} on http://{host}:{port} (/repo/, /api/v1/, /docs; chargers: ws://…/ocpp/<id>)"
+        )
         serve_forever(create_app(dep, db, tick_interval_s=tick_seconds or None), host, port)
 
 

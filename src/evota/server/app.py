@@ -30,6 +30,9 @@ from evota import __version__
 from evota.deployment import Deployment
 from evota.errors import ConfigError, EvotaError, InputError, KeyUnavailableError, NotFoundError
 from evota.security.errors import AuthenticationError, PermissionDeniedError, SecurityError
+from evota.server.ocpp.endpoint import ocpp_router
+from evota.server.ocpp.hub import ChargerHub
+from evota.server.ocpp.rpc import CsmsContext
 from evota.server.repo_routes import repo_router
 from evota.server.store.db import Database
 
@@ -141,6 +144,9 @@ def create_app(
 
         app.include_router(operator_router(dep, db), responses=API_ERRORS)
         app.include_router(device_router(dep, db), responses=API_ERRORS)
+        # The CSMS: chargers' websockets on the same port (see server/ocpp/endpoint.py).
+        app.state.chargers = ChargerHub()
+        app.include_router(ocpp_router(CsmsContext(db, dep.clock), app.state.chargers))
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
