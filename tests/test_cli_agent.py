@@ -132,3 +132,39 @@ def test_line_mistakes_get_one_clear_line(tmp_path: Path) -> None:
     )
     assert "is not a vehicle state folder" in fails("agent", "status", "--state-dir", str(tmp_path / "nope"))
     assert "no committed install" in fails("agent", "rollback", "--state-dir", van, "--reason", "test")
+
+
+def test_a_vehicle_registered_by_hand_with_the_director_takes_its_keys_at_provisioning(
+    tmp_path: Path,
+) -> None:
+    """The README's walk-through registers the VIN with the director (no keys) before the
+    fleet import; provisioning then gives the director the keys, and keeps the assignment."""
+    home = _home(tmp_path)
+    ok(
+        "director",
+        "register",
+        VIN,
+        "--primary",
+        "GW-1",
+        "--ecu",
+        "GW-1:gateway:gw-tcu4",
+        "--ecu",
+        "BMS-1:bms:bms-gen2",
+        "--ecu",
+        "VCMS-1:vcms:vcms-gen3",
+        "--home",
+        str(home),
+    )
+    ok("director", "assign", VIN, "--release", "energy-2026-12", "--home", str(home))
+    ok("vehicle", "provision", VIN, "--state-dir", str(tmp_path / "van-1"), "--home", str(home))
+    dep = open_home(home, SystemClock())
+    assert all(e.public_key for e in dep.director.vehicle(VIN).ecus)
+    assert set(dep.director.assignments(VIN).values()) == {
+        "vcms/3.1.0/vcms-3.1.0.bin",
+        "bms/2.4.0/bms-2.4.0.bin",
+    }
+    # A second vehicle folder for the same VIN has other keys: refused, and nothing is left behind.
+    assert "under other keys" in fails(
+        "vehicle", "provision", VIN, "--state-dir", str(tmp_path / "van-1b"), "--home", str(home)
+    )
+    assert not (tmp_path / "van-1b").exists()

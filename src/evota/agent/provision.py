@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,32 @@ def provision_vehicle(
     uds: Mapping[str, Mapping[str, Any]] | None = None,
     now: dt.datetime,
 ) -> VehicleConfig:
-    """Create `state_dir` for `vin` and register its keys; returns the vehicle's config."""
+    """Create `state_dir` for `vin` and register its keys; returns the vehicle's config.
+
+    A provisioning that fails removes the folder it made, so it can simply be run again.
+    """
     if state_dir.exists() and any(state_dir.iterdir()):
         raise ProvisioningError(f"{state_dir} is not empty: a vehicle is provisioned once per state folder")
+    try:
+        return _provision(
+            dep, db, vin=vin, state_dir=state_dir, server_url=server_url, ecus=ecus, uds=uds, now=now
+        )
+    except BaseException:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+
+
+def _provision(
+    dep: Deployment,
+    db: Database,
+    *,
+    vin: str,
+    state_dir: Path,
+    server_url: str,
+    ecus: Sequence[EcuArg],
+    uds: Mapping[str, Mapping[str, Any]] | None,
+    now: dt.datetime,
+) -> VehicleConfig:
     with db.sessions() as session:
         row = session.scalars(
             select(VehicleRow).where(VehicleRow.vin == vin).options(selectinload(VehicleRow.ecus))
@@ -150,7 +174,7 @@ def provision_vehicle(
         configs.append(EcuConfig(serial, ecu_type, hwid, "simulated", {"folder": f"ecus/{serial}"}))
 
     p_type, p_hwid, p_version = registry[primary_serial]
-    gateway, gateway_data, _ = _factory_firmware(dep, published, p_type, p_hwid, p_version)
+    gateway, _, _ = _factory_firmware(dep, published, p_type, p_hwid, p_version)
     signer = CryptoSigner.generate_ed25519()
     (state_dir / "keys").mkdir(mode=0o700, exist_ok=True)
     atomic_write(state / "keys" / "primary.pem", signer.private_bytes, mode=0o600)
@@ -175,5 +199,4 @@ def provision_vehicle(
     atomic_write(state / "token", token.encode(), mode=0o600)
     # Written last: a folder without vehicle.json is a provisioning that did not finish.
     state.write_json("vehicle.json", config.to_dict())
-    del gateway_data
     return config

@@ -12,6 +12,7 @@ vehicle's state (it signs what it is told, after checking the assignment is well
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -113,6 +114,24 @@ class Director:
             chain.check_keys()
             atomic_write(folder / "vehicle.json", json.dumps(vehicle.to_dict(), indent=2).encode())
             chain.create(self.clock.now(), _targets_for(vehicle, {}, (), {}))
+
+    def add_keys(self, vehicle: VehicleIdentity) -> None:
+        """Give a vehicle registered without keys (`evota director register`) its ECU keys.
+
+        Refused unless the registration names exactly these ECUs and holds no key yet:
+        replacing a key is a rotation, which this is not. Assignments are kept.
+        """
+        with exclusive_lock(self.home.lock_file):
+            current = self.vehicle(vehicle.vin)
+            unkeyed = dataclasses.replace(
+                vehicle, ecus=tuple(dataclasses.replace(e, public_key=None) for e in vehicle.ecus)
+            )
+            if any(e.public_key is not None for e in current.ecus) or current != unkeyed:
+                raise InputError(
+                    f"vehicle {vehicle.vin} is registered with the director under other ECUs or keys"
+                )
+            path = self._vehicle_dir(vehicle.vin) / "vehicle.json"
+            atomic_write(path, json.dumps(vehicle.to_dict(), indent=2).encode())
 
     def vehicle(self, vin: str) -> VehicleIdentity:
         path = self._vehicle_dir(vin) / "vehicle.json"

@@ -132,7 +132,10 @@ def provision(
         # The director first: if this process dies before the commit, running provision again
         # finds the same identity there and goes on.
         if identity.vin in director.vehicles():
-            if director.vehicle(identity.vin) != identity:
+            registered = director.vehicle(identity.vin)
+            if all(e.public_key is None for e in registered.ecus):
+                director.add_keys(identity)  # registered by hand before the vehicle had keys
+            elif registered != identity:
                 raise InputError(
                     f"{identity.vin} is registered with the director under other keys; "
                     "replacing ECU keys is a key rotation, not a re-provisioning"
