@@ -31,6 +31,8 @@ CASES = [
     ("too-cold", {}, {"ambient_c": -25.0}, "ambient -25 °C < -20 °C"),
     ("too-hot", {"ambient_max_c": 40.0}, {"ambient_c": 43.0}, "ambient 43 °C > 40 °C"),
     ("no-consent", {"consent_required": True}, {}, "consent: not given"),
+    ("hv-on", {"hv_off_required": True}, {"hv_on": True}, "HV system on"),
+    ("hv-unknown", {"hv_off_required": True}, {}, "HV state: not reported"),
 ]
 
 

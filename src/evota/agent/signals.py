@@ -24,6 +24,7 @@ class SignalSource(Protocol):
 
 
 def energy_to_dict(state: EnergyState) -> dict[str, Any]:
+    """The energy state as the device API's check-in takes it (the HV state stays on board)."""
     return {
         "soc_pct": state.soc_pct,
         "charging": state.charging,
@@ -50,9 +51,11 @@ class FileSignals:
                 ambient_c=float(d["ambient_c"]),
                 reported_at=dt.datetime.fromisoformat(d["at"]),
                 soh_pct=float(d["soh_pct"]) if d.get("soh_pct") is not None else None,
+                hv_on=bool(d["hv_on"]) if d.get("hv_on") is not None else None,
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def write(self, state: EnergyState) -> None:
-        atomic_write(self.path, json.dumps(energy_to_dict(state)).encode())
+        body = energy_to_dict(state) | ({"hv_on": state.hv_on} if state.hv_on is not None else {})
+        atomic_write(self.path, json.dumps(body).encode())

@@ -201,6 +201,9 @@ def signals(
     charging: Annotated[bool, typer.Option("--charging/--not-charging")] = False,
     plugged_in: Annotated[bool, typer.Option("--plugged-in/--unplugged")] = False,
     ambient: Annotated[float, typer.Option(help="Ambient temperature, °C.")] = 20.0,
+    hv: Annotated[
+        bool | None, typer.Option("--hv-on/--hv-off", help="High-voltage system on (contactors closed).")
+    ] = None,
 ) -> None:
     """Set the energy state the agent reads (what the vehicle's buses would report)."""
     from evota.agent.signals import FileSignals
@@ -216,7 +219,9 @@ def signals(
     state = StateDir(state_dir)
     state.config()
     now = SystemClock().now()
-    FileSignals(state / "signals.json").write(EnergyState(soc, charging, plugged_in, g, ambient, now))
+    FileSignals(state / "signals.json").write(
+        EnergyState(soc, charging, plugged_in, g, ambient, now, hv_on=hv)
+    )
     done(
         "signals",
         f"soc {soc:g} %, gear {g.value}, charging {charging}, plugged in {plugged_in}, {ambient:g} °C",

@@ -134,6 +134,9 @@ def release_bundle(
     consent: Annotated[
         bool, typer.Option("--consent", help="Energy-related: the user's consent is required.")
     ] = False,
+    hv_off: Annotated[
+        bool, typer.Option("--hv-off", help="Vehicle-side: switch only with the HV system off.")
+    ] = False,
     rollback_window_hours: Annotated[
         float, typer.Option(help="How long after commit the user may roll back (hours).")
     ] = 72.0,
@@ -152,6 +155,7 @@ def release_bundle(
             ambient_min_c=float(low) if low.strip() else None,
             ambient_max_c=float(high) if high.strip() else None,
             consent_required=consent,
+            hv_off_required=hv_off,
         )
     except ValueError:
         raise InputError(f"--ambient {ambient!r}: expected MIN:MAX in °C, e.g. -20:45") from None

@@ -56,6 +56,7 @@ class EnergyState:
     ambient_c: float
     reported_at: dt.datetime
     soh_pct: float | None = None
+    hv_on: bool | None = None  # the high-voltage system (contactors closed); None: not reported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Preconditions:
     ambient_max_c: float | None = 45.0
     consent_required: bool = False
     max_state_age: dt.timedelta = dt.timedelta(hours=1)
+    hv_off_required: bool = False  # switch only with the HV system off (contactors open)
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_soc_pct <= 100:
@@ -98,6 +100,8 @@ def check_preconditions(
         reasons.append(f"soc {state.soc_pct:.0f} % < {pre.min_soc_pct:.0f} %")
     if pre.park_required and state.gear is not Gear.PARK:
         reasons.append(f"gear {state.gear.value}, not P")
+    if pre.hv_off_required and state.hv_on is not False:
+        reasons.append("HV system on" if state.hv_on else "HV state: not reported")
     if pre.plugged_in.fails(state.plugged_in):
         reasons.append("plugged in" if state.plugged_in else "not plugged in")
     if pre.charging.fails(state.charging):

@@ -41,6 +41,7 @@ class InstallPolicy:
             "ambient_min_c": _num(p.ambient_min_c),
             "ambient_max_c": _num(p.ambient_max_c),
             "consent_required": p.consent_required,
+            "hv_off_required": p.hv_off_required,
             "rollback_window_h": _num(self.rollback_window.total_seconds() / 3600),
         }
 
@@ -57,6 +58,7 @@ class InstallPolicy:
                 ambient_min_c=_opt_float(data.get("ambient_min_c", d.ambient_min_c)),
                 ambient_max_c=_opt_float(data.get("ambient_max_c", d.ambient_max_c)),
                 consent_required=bool(data.get("consent_required", d.consent_required)),
+                hv_off_required=bool(data.get("hv_off_required", d.hv_off_required)),
             )
             window = dt.timedelta(hours=float(data.get("rollback_window_h", 72)))
             return cls(pre, window)
