@@ -191,9 +191,9 @@ class SimulatedEcu:
         part["slots"][inactive.value] = {"health": "empty"}
         self._write_env(env, f"erase-{partition.value}")  # the slot is unbootable before it is touched
         target = self._slot_file(partition, inactive)
-        corrupt = bool(self._hooks().pop("corrupt_write", False))
+        corrupt = bool(self._hooks().get("corrupt_write"))
         if corrupt:
-            self._save_hooks({**self._hooks(), "corrupt_write": False})
+            self.set_fault("corrupt_write", None)  # once
         written = 0
         delay = float(self._hooks().get("block_delay_s", 0))
         with open(source, "rb") as src, open(target, "wb") as dst:

@@ -11,7 +11,7 @@ journal/                the install in flight and the last finished ones
 outbox/                 step reports not yet delivered, in order
 counters.json           manifest and report counters, raised before every use
 known.json              release counter and version of every image ever installed
-refused.json            installs that failed or were rolled back: not retried
+                        (installs refused as failed or rolled back are read from journal/history)
 signals.json            the vehicle's energy state as its buses report it
 consents.json           the user's consents: who, when, for which release
 ecus/<serial>/          a simulated ECU's flash (evota.agent.simulated)
