@@ -107,9 +107,16 @@ MUTATIONS = [
     Mutation(
         "release counter",
         UPTANE,
-        "        if ecu.installed and meta.release_counter < ecu.installed.release_counter:",
-        "        if False:",
+        "            and meta.release_counter < ecu.installed.release_counter\n",
+        "            and False\n",
         f"{ATTACKS}::test_rollback_to_an_older_image_version_is_refused",
+    ),
+    Mutation(
+        "fleet rollback only to the image run before",
+        UPTANE,
+        "    return back is not None and back.path == path and back.release_counter == meta.release_counter",
+        "    return back is not None",
+        f"{ATTACKS}::test_fleet_rollback_is_limited_to_the_image_the_ecu_ran_before",
     ),
     Mutation(
         "whole releases",

@@ -7,6 +7,7 @@ evota error type named after the attack. The threat model in docs/security.md po
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 from collections.abc import Callable
@@ -176,6 +177,54 @@ def test_rollback_to_an_older_image_version_is_refused(
     ecus = running(bms=installed(newer))
     with pytest.raises(ImageRollbackError):
         make_primary(vehicle, ecus).verify()
+
+
+def test_fleet_rollback_is_limited_to_the_image_the_ecu_ran_before(
+    dep: Deployment,
+    published: Published,
+    vehicle: Vehicle,
+    make_primary: MakePrimary,
+    firmware: Callable[[str, int], Path],
+) -> None:
+    """The one permitted way down: the agent names the image its ECU ran before its last
+    install (inside the signed rollback window); any other older image is still refused."""
+    dep.images.add_image(
+        firmware("bms-2.4.5.bin", 5000),
+        ecu_type="bms",
+        hardware_ids=["bms-gen2"],
+        version="2.4.5",
+        requires=["vcms>=3.1"],
+    )
+    newer = dep.images.add_image(
+        firmware("bms-2.5.0.bin", 5000),
+        ecu_type="bms",
+        hardware_ids=["bms-gen2"],
+        version="2.5.0",
+        requires=["vcms>=3.1"],
+    )
+    middle = next(i for i in dep.images.images() if i.meta.version == "2.4.5")
+    dep.director.assign_release(vehicle.vin, published.release.meta.name)  # BMS 2.4.0
+    vcms = installed(published.vcms)
+
+    def ecus(back: InstalledImage | None) -> list[EcuState]:
+        return [
+            EcuState("GW-1", "gateway", "gw-tcu4"),
+            EcuState("BMS-1", "bms", "bms-gen2", installed(newer), rollback_to=back),
+            EcuState("VCMS-1", "vcms", "vcms-gen3", vcms),
+        ]
+
+    # It ran 2.4.5 before 2.5.0: the director cannot send it further back, to 2.4.0.
+    with pytest.raises(ImageRollbackError):
+        make_primary(vehicle, ecus(installed(middle))).verify()
+    # A record claiming the same path with another counter is not the image it ran either.
+    forged = dataclasses.replace(
+        installed(published.bms), release_counter=published.bms.meta.release_counter + 9
+    )
+    with pytest.raises(ImageRollbackError):
+        make_primary(vehicle, ecus(forged)).verify()
+    # It ran 2.4.0 before: going back to exactly that image is the permitted fleet rollback.
+    directive = make_primary(vehicle, ecus(installed(published.bms))).verify()
+    assert {i.path for i in directive.images} >= {published.bms.path}
 
 
 def test_a_recorded_downgrade_has_a_higher_counter_and_is_accepted(

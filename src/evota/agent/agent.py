@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evota.agent.download import download
@@ -33,11 +33,12 @@ from evota.agent.secondary import BootHealth, ImageRef, Partition, Secondary
 from evota.agent.signals import FileSignals, SignalSource, energy_to_dict
 from evota.agent.simulated import FaultHook
 from evota.agent.state import StateDir
+from evota.agent.telemetry import MAX_BATCH_SAMPLES, FileTelemetry, TelemetrySource
 from evota.agent.transport import ServerPort
 from evota.clock import Clock
 from evota.domain.gates import check_preconditions
 from evota.domain.lifecycle import Phase, past_commit_point
-from evota.domain.policy import InstallPolicy
+from evota.domain.policy import InstallPolicy, safety_rollback_preconditions
 from evota.domain.release import ImageKind
 from evota.domain.steps import Step
 from evota.fsutil import exclusive_lock
@@ -48,6 +49,9 @@ from evota.security.uptane import Directive, EcuState, InstalledImage, Primary, 
 __all__ = ["Agent", "CycleResult"]
 
 RETRY_FAILED_AFTER = dt.timedelta(hours=24)  # a pre-commit failure (network, ECU busy) may recur
+# Records that switch ECUs back to the slots they ran before: asked for by the user, or by the
+# director after a health gate's verdict.
+ROLLBACK_KINDS = ("user_rollback", "fleet_rollback")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Agent:
         signals: SignalSource | None = None,
         secondaries: Mapping[str, Secondary] | None = None,
         faults: FaultHook | None = None,
+        telemetry: TelemetrySource | None = None,
     ) -> None:
         self.state = state
         self.config = state.config()
@@ -80,6 +85,8 @@ class Agent:
         self.journal = Journal(state / "journal", faults=faults)
         self.images = ImageStore(state / "images")
         self.outbox = Outbox(state / "outbox")
+        self.telemetry = telemetry or FileTelemetry(state / "telemetry")
+        self.telemetry_outbox = Outbox(state / "outbox-telemetry")
         self.installer = Installer(
             secondaries=self.secondaries,
             journal=self.journal,
@@ -118,6 +125,7 @@ class Agent:
         except ServerError as e:
             return self._result_of(in_flight) if in_flight else CycleResult("offline", str(e))
         self.outbox.flush(self.server.report_step)
+        self._send_telemetry()
         next_poll = float(response.get("next_check_in_s", self.config.poll_interval_s))
         try:
             directive = self._primary().verify()
@@ -140,6 +148,8 @@ class Agent:
         items = self._plan(directive)
         if not items:
             return None
+        if rollback := self._fleet_rollback(items):
+            return rollback
         release, policy = self._release_of(directive)
         now = self.clock.now()
         return InstallRecord(
@@ -215,6 +225,47 @@ class Agent:
             )
         return items
 
+    def _fleet_rollback(self, items: Sequence[InstallItem]) -> InstallRecord | None:
+        """The director sends ECUs back to what they ran before the last install (the only
+        lower release counters verification lets through, see `_rollback_candidate`): switch
+        back to the other slots, as a user rollback does, with no download."""
+        candidate = self._rollback_candidate()
+        if candidate is None:
+            return None
+        last, back = candidate
+        wanted = {(i.ecu_serial, i.image.path) for i in items}
+        undo = [b for b in back if (b.ecu_serial, b.image.path) in wanted]
+        if not undo:
+            return None
+        if len(undo) != len(items):
+            raise AgentError("the director mixes a rollback with new images; each must come on its own")
+        now = self.clock.now()
+        return InstallRecord(
+            id=f"fleet-rollback:{last.id}",
+            kind="fleet_rollback",
+            release=last.release,
+            items=tuple(undo),
+            phase=Phase.STAGED,
+            started_at=now,
+            updated_at=now,
+            policy={
+                "install": last.policy.get("install", {}),
+                "reason": "the director assigns the images run before",
+            },
+        )
+
+    def _rollback_candidate(self) -> tuple[InstallRecord, tuple[InstallItem, ...]] | None:
+        """The last committed install and the items undoing it, while its signed rollback
+        window is open and every ECU still holds its previous image, good, in the other slot."""
+        try:
+            last = self._last_committed()
+            policy = InstallPolicy.from_dict(last.policy.get("install", {}))
+            if last.committed_at is None or self.clock.now() - last.committed_at > policy.rollback_window:
+                return None
+            return last, tuple(self._reverse(i) for i in last.items)
+        except (AgentError, ValueError):
+            return None
+
     def _release_of(self, directive: Directive) -> tuple[str, InstallPolicy]:
         for path in directive.releases:
             bundle = directive.bundles.get(path)
@@ -242,8 +293,9 @@ class Agent:
                 if r.phase is Phase.FAILED and now - r.updated_at < RETRY_FAILED_AFTER:
                     return f"{r.release} failed here at {r.updated_at:%Y-%m-%d %H:%M} ({r.reason})"
             undone = {(i.ecu_serial, i.previous.path) for i in r.items if i.previous}
-            if r.kind == "user_rollback" and r.phase is Phase.COMMITTED and undone == key:
-                return f"{r.release} was rolled back by the user ({r.policy.get('reason', '')})"
+            if r.kind in ROLLBACK_KINDS and r.phase is Phase.COMMITTED and undone == key:
+                who = "the user" if r.kind == "user_rollback" else "a fleet rollback"
+                return f"{r.release} was rolled back by {who} ({r.policy.get('reason', '')})"
         return ""
 
     # ---- the gate ------------------------------------------------------------------------------
@@ -252,12 +304,20 @@ class Agent:
         pre = policy.preconditions
         if record.kind == "user_rollback":  # the user asked: that is the consent
             pre = dataclasses.replace(pre, consent_required=False)
+        elif record.kind == "fleet_rollback":  # see safety_rollback_preconditions for why
+            pre = safety_rollback_preconditions(pre)
         consent = any(c["release"] == record.release for c in self.state.consents())
         return check_preconditions(pre, self.signals.read(), consent=consent, now=self.clock.now())
 
     # ---- Uptane and the manifest ---------------------------------------------------------------
     def _ecu_states(self) -> list[EcuState]:
         known = self.state.known()
+        candidate = self._rollback_candidate()
+        back = {
+            i.ecu_serial: InstalledImage(i.image.path, i.image.version, i.release_counter)
+            for i in (candidate[1] if candidate else ())
+            if i.partition is Partition.FIRMWARE
+        }
         image = self.config.primary_image
         states = [
             EcuState(
@@ -278,6 +338,7 @@ class Agent:
                     InstalledImage(installed.path, installed.version, int(entry.get("release_counter", 0)))
                     if installed
                     else None,
+                    rollback_to=back.get(serial),
                 )
             )
         return states
@@ -343,10 +404,11 @@ class Agent:
 
     # ---- reports, downloads, bookkeeping -------------------------------------------------------
     def _queue_step(self, record: InstallRecord, step: Step, reason: str) -> None:
-        if record.kind == "user_rollback":
+        if record.kind in ROLLBACK_KINDS:
             if step is not Step.COMMITTED:
                 return  # the vehicle still runs what it reported until the rollback is done
-            step, reason = Step.ROLLED_BACK, f"user rollback: {record.policy.get('reason', '')}"
+            who = "user" if record.kind == "user_rollback" else "fleet"
+            step, reason = Step.ROLLED_BACK, f"{who} rollback: {record.policy.get('reason', '')}"
         if step is Step.WAITING:
             last = self.state.read_json("last_wait.json", {})
             if last == {"id": record.id, "reason": reason}:
@@ -356,6 +418,13 @@ class Agent:
         if reason:
             body["reason"] = reason[:512]
         self.outbox.put(body)
+
+    def _send_telemetry(self) -> None:
+        """Queue what the vehicle measured since the last cycle, then send the queue in order."""
+        samples = self.telemetry.take()
+        for start in range(0, len(samples), MAX_BATCH_SAMPLES):
+            self.telemetry_outbox.put({"samples": samples[start : start + MAX_BATCH_SAMPLES]})
+        self.telemetry_outbox.flush(self.server.send_telemetry)
 
     def _flush_quietly(self) -> None:
         """Deliver the reports, then the new signed manifest, if the server answers: an
@@ -419,7 +488,7 @@ class Agent:
 
     def _last_committed(self) -> InstallRecord:
         for r in reversed(self.journal.history()):
-            if r.kind == "user_rollback" and r.phase is Phase.COMMITTED:
+            if r.kind in ROLLBACK_KINDS and r.phase is Phase.COMMITTED:
                 break
             if r.kind == "install" and r.phase is Phase.COMMITTED:
                 return r

@@ -278,7 +278,7 @@ class Installer:
         if new is None:
             return
         undo = None
-        if record.kind == "user_rollback" and params[0].previous is not None:
+        if record.kind in ("user_rollback", "fleet_rollback") and params[0].previous is not None:
             newer = _schema_of(self.images, params[0].previous)
             undo = dict(newer.renamed) if newer else None
         current = self.secondaries[serial].user_settings()

@@ -16,7 +16,7 @@ from typing import Any
 from evota.domain.gates import Preconditions, Rule
 from evota.errors import InputError
 
-__all__ = ["DEFAULT_ROLLBACK_WINDOW", "InstallPolicy"]
+__all__ = ["DEFAULT_ROLLBACK_WINDOW", "InstallPolicy", "safety_rollback_preconditions"]
 
 DEFAULT_ROLLBACK_WINDOW = dt.timedelta(hours=72)
 
@@ -72,3 +72,28 @@ def _num(value: float | None) -> str | None:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+# A slot switch back to the image an ECU ran a day ago needs seconds and little energy.
+SAFETY_ROLLBACK_MIN_SOC_PCT = 20.0
+
+
+def safety_rollback_preconditions(release: Preconditions) -> Preconditions:
+    """What a fleet (safety) rollback still checks on the vehicle, from the release's own.
+
+    Bypassed, because a rollback removes a hazard rather than adds one and waiting costs more
+    than it saves: user consent (the operator's safety decision stands in for it), the ambient
+    temperature band (the bad calibration may be exactly the one that misbehaves in the cold),
+    maintenance windows and the campaign throttle (server-side: every exposed vehicle is asked
+    at once), and most of the SoC margin (a switch to the other slot writes nothing; 20 % is
+    kept so the vehicle can still reach a charger). Never bypassed, because each protects
+    the switch itself: the vehicle parked, not charging when the release forbade it (the BMS
+    reboots), the HV system off when the release requires it, and a fresh energy state.
+    """
+    return dataclasses.replace(
+        release,
+        min_soc_pct=min(release.min_soc_pct, SAFETY_ROLLBACK_MIN_SOC_PCT),
+        ambient_min_c=None,
+        ambient_max_c=None,
+        consent_required=False,
+    )

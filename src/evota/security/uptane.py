@@ -78,6 +78,11 @@ class EcuState:
     ecu_type: str
     hardware_id: str
     installed: InstalledImage | None = None
+    # The one older image the director may send this ECU back to: what it ran before its
+    # last committed install, still held good in its other slot, while that install's
+    # rollback window (signed by the image repository in the release's policy) is open.
+    # The agent decides it from its journal; None forbids every lower release counter.
+    rollback_to: InstalledImage | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,12 +291,24 @@ class Primary:
                 f"{path} is built for {meta.ecu_type} {'/'.join(meta.hardware_ids)}; "
                 f"ECU {serial} is {ecu.ecu_type} {ecu.hardware_id}"
             )
-        if ecu.installed and meta.release_counter < ecu.installed.release_counter:
+        if (
+            ecu.installed
+            and meta.release_counter < ecu.installed.release_counter
+            and not _is_permitted_rollback(ecu, path, meta)
+        ):
             raise ImageRollbackError(
                 f"{path} (release counter {meta.release_counter}) is older than what ECU {serial} "
                 f"runs ({ecu.installed.path}, counter {ecu.installed.release_counter})"
             )
         return VerifiedImage(serial, ecu.hardware_id, itf, meta)
+
+
+def _is_permitted_rollback(ecu: EcuState, path: str, meta: ImageMeta) -> bool:
+    """A fleet rollback: exactly the image the ECU ran before its last install, inside the
+    window the release's signed policy grants. A compromised director can do no more than the
+    vehicle's own user could (`evota agent rollback`), and nothing at all once the window ends."""
+    back = ecu.rollback_to
+    return back is not None and back.path == path and back.release_counter == meta.release_counter
 
 
 def _releases(targets: Targets) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from evota.server.ocpp.rpc import CsmsContext
 from evota.server.repo_routes import repo_router
 from evota.server.store.db import Database
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "error_status"]
 
 log = logging.getLogger("evota.server")
 
@@ -97,7 +97,8 @@ REPO_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _status(error: EvotaError) -> int:
+def error_status(error: EvotaError) -> int:
+    """The HTTP status of an evota error, by family (also what the in-process port reports)."""
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, InputError):
@@ -154,7 +155,7 @@ def create_app(
 
     @app.exception_handler(EvotaError)
     async def evota_error(_: Request, exc: EvotaError) -> JSONResponse:
-        status = _status(exc)
+        status = error_status(exc)
         return JSONResponse(
             status_code=status,
             content={"error": {"code": exc.code, "message": exc.message}},

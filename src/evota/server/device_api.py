@@ -21,7 +21,15 @@ from evota.server.auth import DeviceAuth
 from evota.server.services import devices
 from evota.server.store.db import Database
 
-__all__ = ["device_router"]
+__all__ = [
+    "CheckInBody",
+    "StepBody",
+    "TelemetryBody",
+    "device_router",
+    "handle_check_in",
+    "handle_step",
+    "handle_telemetry",
+]
 
 
 def _rfc3339(value: object) -> object:
@@ -88,6 +96,38 @@ class TelemetryBody(_Body):
     samples: Annotated[list[SampleBody], Field(max_length=devices.MAX_TELEMETRY_VALUES)]
 
 
+def handle_check_in(dep: Deployment, db: Database, vin: str, body: CheckInBody) -> dict[str, object]:
+    """A validated check-in, handled as the route does (the in-process port calls this too)."""
+    energy = None
+    if body.energy is not None:
+        e = body.energy
+        energy = devices.EnergyReport(
+            e.soc_pct, e.charging, e.plugged_in, e.gear, e.ambient_c, e.at, e.soh_pct
+        )
+    result = devices.check_in(
+        db,
+        dep.images,
+        vin,
+        json.dumps(body.manifest).encode("utf-8"),
+        energy=energy,
+        consents=[devices.Consent(c.release, c.by, c.at) for c in body.consents],
+        now=dep.clock.now(),
+    )
+    return result.to_json()
+
+
+def handle_step(dep: Deployment, db: Database, vin: str, body: StepBody) -> dict[str, object]:
+    campaign = devices.report_step(
+        db, vin, release=body.release, step=body.step, reason=body.reason, at=body.at, now=dep.clock.now()
+    )
+    return {"vin": vin, "campaign": campaign}
+
+
+def handle_telemetry(dep: Deployment, db: Database, vin: str, body: TelemetryBody) -> dict[str, object]:
+    samples = [devices.Sample(s.at, s.kpis) for s in body.samples]
+    return {"vin": vin, "stored": devices.store_telemetry(db, vin, samples, now=dep.clock.now())}
+
+
 def device_router(dep: Deployment, db: Database) -> APIRouter:
     auth = DeviceAuth(db, dep.clock)
     router = APIRouter(prefix="/api/v1/device", tags=["device"])
@@ -97,33 +137,14 @@ def device_router(dep: Deployment, db: Database) -> APIRouter:
 
     @router.post("/checkin")
     def check_in(body: CheckInBody, vin: str = token_vin) -> dict[str, object]:
-        energy = None
-        if body.energy is not None:
-            e = body.energy
-            energy = devices.EnergyReport(
-                e.soc_pct, e.charging, e.plugged_in, e.gear, e.ambient_c, e.at, e.soh_pct
-            )
-        result = devices.check_in(
-            db,
-            dep.images,
-            vin,
-            json.dumps(body.manifest).encode("utf-8"),
-            energy=energy,
-            consents=[devices.Consent(c.release, c.by, c.at) for c in body.consents],
-            now=dep.clock.now(),
-        )
-        return result.to_json()
+        return handle_check_in(dep, db, vin, body)
 
     @router.post("/steps", status_code=201)
     def report_step(body: StepBody, vin: str = token_vin) -> dict[str, object]:
-        campaign = devices.report_step(
-            db, vin, release=body.release, step=body.step, reason=body.reason, at=body.at, now=dep.clock.now()
-        )
-        return {"vin": vin, "campaign": campaign}
+        return handle_step(dep, db, vin, body)
 
     @router.post("/telemetry", status_code=201)
     def telemetry(body: TelemetryBody, vin: str = token_vin) -> dict[str, object]:
-        samples = [devices.Sample(s.at, s.kpis) for s in body.samples]
-        return {"vin": vin, "stored": devices.store_telemetry(db, vin, samples, now=dep.clock.now())}
+        return handle_telemetry(dep, db, vin, body)
 
     return router
