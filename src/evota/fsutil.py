@@ -3,6 +3,11 @@
 Every file evota writes that another process (or a vehicle after power loss) may read goes
 through `atomic_write`: a temp file in the same folder, fsync, `os.replace`, fsync of the
 folder. A reader sees the old file or the new one, never half of either.
+
+`set_durable(False)` keeps the atomic rename and drops the fsyncs, for one caller only: the
+fleet simulator, whose thousands of simulated vans and throw-away home would otherwise
+spend most of their time waiting for the host's disk. Power-loss safety is what the
+power-cut and SIGKILL tests prove, with durability on.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "exclusive_lock"]
+__all__ = ["atomic_write", "exclusive_lock", "set_durable"]
+
+_durable = True
+
+
+def set_durable(enabled: bool) -> None:
+    """Turn fsync in `atomic_write` on or off for this process (see the module docstring)."""
+    global _durable  # one process-wide switch, set by the simulator
+    _durable = enabled
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -33,14 +46,16 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if _durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if _durable:
+        _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

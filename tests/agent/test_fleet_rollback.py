@@ -28,7 +28,7 @@ def _two_releases(fleet: Fleet, policy: InstallPolicy | None = None) -> tuple[di
 
 
 def test_the_director_sends_the_vehicle_back_to_the_images_it_ran_before(fleet: Fleet) -> None:
-    good, bad = _two_releases(fleet)
+    good, _ = _two_releases(fleet)
     downloads = len(list((fleet.state / "images").rglob("*")))
     fleet.dep.director.assign(VIN, good)
     fleet.clock.advance(dt.timedelta(minutes=5))

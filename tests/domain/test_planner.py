@@ -17,8 +17,10 @@ from evota.domain.planner import (
     DeviceStatus,
     DeviceView,
     Halt,
+    Health,
     Hold,
     Offer,
+    RollBack,
     RolloutPolicy,
     TimeOut,
     Wait,
@@ -53,6 +55,12 @@ def view(
     **policy: object,
 ) -> CampaignView:
     return CampaignView(state, RolloutPolicy(**policy), wave, waves, NOW - started, devices)  # type: ignore[arg-type]
+
+
+def gated(
+    health: Health | None, *devices: DeviceView, started: dt.timedelta = dt.timedelta(hours=25)
+) -> CampaignView:
+    return dataclasses.replace(view(*devices, started=started), gated=True, health=health)
 
 
 LOW = dataclasses.replace(READY, soc_pct=40)
@@ -137,6 +145,23 @@ CASES: dict[str, tuple[CampaignView, list[Decision]]] = {
     "not-complete-while-someone-waits": (
         view(dev("A", U), dev("B", wave=1, energy=LOW), wave=1, waves=2),
         [Wait("B", ("soc 40 % < 60 %",))],
+    ),
+    "gated-no-verdict-yet-no-advance": (gated(None, dev("A", U), dev("B", U)), []),
+    "gated-hold-no-advance": (gated(Health("hold", "not enough data"), dev("A", U), dev("B", U)), []),
+    "gated-proceed-advances": (gated(Health("proceed"), dev("A", U), dev("B", U)), [Advance(1)]),
+    "gated-proceed-still-waits-for-dwell": (
+        gated(Health("proceed"), dev("A", U), dev("B", U), started=dt.timedelta(hours=1)),
+        [],
+    ),
+    "gated-rollback-before-anything-else": (
+        gated(Health("rollback", "soc_error_pct worse in nordic"), dev("A", U), dev("B"), dev("C", OFF)),
+        [RollBack("soc_error_pct worse in nordic")],
+    ),
+    "ungated-ignores-a-verdict": (
+        dataclasses.replace(
+            view(dev("A", U), dev("B", U), started=dt.timedelta(hours=25)), health=Health("hold")
+        ),
+        [Advance(1)],
     ),
 }
 

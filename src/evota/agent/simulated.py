@@ -163,6 +163,13 @@ class SimulatedEcu:
     def _slot_file(self, partition: Partition, slot: SlotName) -> Path:
         return self.folder / f"{partition.value}-{slot.value}.bin"
 
+    def running_bytes(self, partition: Partition) -> bytes | None:
+        """The image in the active slot of `partition`: what this ECU boots (and, for the
+        fleet simulator's battery models, the calibration it runs)."""
+        active = self._env()["partitions"][partition.value]["active"]
+        path = self._slot_file(partition, SlotName(active))
+        return path.read_bytes() if path.is_file() else None
+
     def status(self) -> EcuStatus:
         env = self._env()
         partitions = {}

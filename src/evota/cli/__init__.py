@@ -16,6 +16,7 @@ from evota.cli.common import DEFAULT_HOME, HomeOpt, console, database, open_depl
 from evota.cli.demo_cmd import demo
 from evota.cli.director_cmds import director_app
 from evota.cli.fleet_cmds import fleet_app
+from evota.cli.fleet_sim_cmd import fleet as fleet_sim
 from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
 from evota.cli.user_cmds import user_app
 
@@ -39,6 +40,9 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(agent_app, name="agent")
 app.command("demo")(demo)
+sim_app = typer.Typer(help="Simulators: a virtual fleet (and chargers).", no_args_is_help=True)
+sim_app.command("fleet")(fleet_sim)
+app.add_typer(sim_app, name="sim")
 
 
 @app.command("serve")
@@ -52,6 +56,14 @@ def serve(
     tick_seconds: Annotated[
         float, typer.Option(help="How often the rollout controller ticks (0: never, e.g. a read replica).")
     ] = 10.0,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EVOTA_MQTT_URL",
+            help="Also ingest vehicle telemetry from this MQTT broker (mqtt://host:1883), "
+            "topic evota/v1/vehicles/<VIN>/telemetry.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the repositories, the operator and device APIs, the CSMS for chargers (OCPP 1.6J
     and 2.0.1 at ws://HOST:PORT/ocpp/<charge point id>), and run the rollout controller.
@@ -69,7 +81,7 @@ def serve(
         console.print(
             f"serving {dep.home.path} on http://{host}:{port} (/repo/, /api/v1/, /docs; chargers: ws://…/ocpp/<id>)"
         )
-        serve_forever(create_app(dep, db, tick_interval_s=tick_seconds or None), host, port)
+        serve_forever(create_app(dep, db, tick_interval_s=tick_seconds or None, mqtt_url=mqtt), host, port)
 
 
 @app.command("version")

@@ -77,6 +77,14 @@ def _show(summary: CampaignSummary, as_json: bool) -> None:
 
 
 @campaign_app.command("create")
+def _gate(interval_hours: float) -> dict[str, object]:
+    from evota.domain.health import default_gate
+
+    if not 0 < interval_hours <= 24 * 7:
+        raise InputError("--gate-interval-hours must be above 0 and at most a week")
+    return {**default_gate().to_dict(), "interval_s": interval_hours * 3600}
+
+
 @reports_errors
 def create(
     name: Annotated[str, typer.Argument(help="Campaign name, e.g. bms-2-4-0-eu.")],
@@ -111,6 +119,14 @@ def create(
         typer.Option(help="Maintenance window in local time, HH:MM-HH:MM[/0,1,2…] (0 = Monday); repeatable."),
     ] = None,
     consent: Annotated[bool, typer.Option("--consent", help="Require the user's consent.")] = False,
+    health_gate: Annotated[
+        bool,
+        typer.Option(
+            help="Compare updated with control vehicles on fleet telemetry before each wave, and roll "
+            "back on a significant deterioration (docs/health-gate.md)."
+        ),
+    ] = False,
+    gate_interval_hours: Annotated[float, typer.Option(help="Hours between the health gate's looks.")] = 6.0,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -152,6 +168,7 @@ def create(
             policy=policy,
             created_by=by,
             now=dep.clock.now(),
+            gate=_gate(gate_interval_hours) if health_gate else None,
         ),
     )
     if not as_json:
@@ -277,3 +294,19 @@ def _print_report(report: CampaignReport) -> None:
         for i, (version, n) in enumerate(counts.items()):
             versions.add_row(ecu_type if i == 0 else "", version, str(n), f"{100 * n / total:.0f} %")
     console.print(versions)
+    if report.health is not None:
+        h = report.health
+        outcomes = ", ".join(f"{k} × {v}" for k, v in h.outcomes.items()) or "none yet"
+        console.print(f"health gate: {h.looks} looks ({outcomes})")
+        if h.latest is not None and h.latest_at is not None:
+            console.print(
+                f"  latest, {_when(h.latest_at)}, wave {(h.latest_wave or 0) + 1}: {h.latest.get('outcome')}"
+            )
+            for reason in list(h.latest.get("reasons", []))[:8]:  # type: ignore[call-overload]
+                console.print(f"  - {reason}")
+    if report.rollback is not None:
+        back = report.rollback
+        console.print(
+            f"fleet rollback: {back.ordered} vehicles ordered back, {back.signed} signed by the director, "
+            f"{back.confirmed} confirmed on their previous images"
+        )

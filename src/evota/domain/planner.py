@@ -12,8 +12,12 @@ and applies the decisions in one transaction. It decides, in this order:
    is not provisioned yet, else offered while the throttle (`max_concurrent` installs in
    flight) has room.
 4. Progress: the wave advances when its dwell time has passed since it started, nothing of it
-   is in flight, and at least `success_threshold_pct` of its compatible vehicles are updated;
+   is in flight, at least `success_threshold_pct` of its compatible vehicles are updated, and,
+   if the campaign has a health gate, the gate's latest verdict on this wave is "proceed";
    after the last wave the campaign completes when nothing is left to offer or in flight.
+
+Before all of these, a health gate's "rollback" verdict rolls the campaign back: no offer,
+timeout or progress matters once the updated cohort is shown worse than its control.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ __all__ = [
     "DeviceStatus",
     "DeviceView",
     "Halt",
+    "Health",
     "Hold",
     "Offer",
+    "RollBack",
     "RolloutPolicy",
     "TimeOut",
     "Wait",
@@ -101,6 +107,14 @@ class DeviceView:
 
 
 @dataclasses.dataclass(frozen=True)
+class Health:
+    """The health gate's latest verdict on the current wave (see `domain/health.py`)."""
+
+    outcome: str  # "proceed", "hold" or "rollback"
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class CampaignView:
     state: CampaignState
     policy: RolloutPolicy
@@ -112,6 +126,8 @@ class CampaignView:
     # by (wave, status): the gates need only their numbers, and late in a big campaign they
     # are most of it, so the controller need not load them one by one.
     finished: Mapping[tuple[int, DeviceStatus], int] = dataclasses.field(default_factory=dict)
+    gated: bool = False  # the campaign has a health gate: no wave advances without "proceed"
+    health: Health | None = None  # its latest verdict on the current wave (None: none yet)
 
     def finished_count(
         self, *, wave: int | None = None, upto: int | None = None, updated: bool | None = None
@@ -163,13 +179,20 @@ class Complete:
     pass
 
 
-Decision = Offer | Wait | Hold | TimeOut | Advance | Halt | Complete
+@dataclasses.dataclass(frozen=True)
+class RollBack:
+    reason: str
+
+
+Decision = Offer | Wait | Hold | TimeOut | Advance | Halt | Complete | RollBack
 
 
 def plan(view: CampaignView, now: dt.datetime) -> list[Decision]:
     """The decisions for one tick of a campaign (none unless it is running)."""
     if view.state is not CampaignState.RUNNING:
         return []
+    if view.gated and view.health is not None and view.health.outcome == "rollback":
+        return [RollBack(view.health.reason or "the health gate found the updated cohort worse")]
     policy = view.policy
     in_scope = [d for d in view.devices if d.wave <= view.wave]
     timed_out = {
@@ -242,6 +265,8 @@ def _progress(
     total = len(current) + view.finished_count(wave=view.wave)
     if total and 100 * updated < view.policy.success_threshold_pct * total:
         return []  # not enough of this wave has updated yet (the rest may still be waiting)
+    if view.gated and (view.health is None or view.health.outcome != "proceed"):
+        return []  # the health gate has not (yet) shown this wave no worse than its control
     return [Advance(view.wave + 1)]
 
 

@@ -118,9 +118,11 @@ def create_app(
     *,
     refresh_interval_s: float | None = REFRESH_INTERVAL_S,
     tick_interval_s: float | None = TICK_INTERVAL_S,
+    mqtt_url: str | None = None,
 ) -> FastAPI:
     """Build the app for one home. Without `db` only the repositories are served. `None` for
-    an interval turns that background loop off (tests drive the work explicitly)."""
+    an interval turns that background loop off (tests drive the work explicitly). `mqtt_url`
+    also ingests telemetry from that broker (`server/mqtt.py`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -129,9 +131,18 @@ def create_app(
             tasks.append(asyncio.create_task(_refresh_loop(dep, refresh_interval_s)))
         if db is not None and tick_interval_s is not None:
             tasks.append(asyncio.create_task(_controller_loop(dep, db, tick_interval_s)))
+        ingest = None
+        if db is not None and mqtt_url is not None:
+            from evota.server.mqtt import MqttIngest
+
+            ingest = MqttIngest(dep, db, mqtt_url)
+            await asyncio.to_thread(ingest.start)
+            app.state.mqtt = ingest
         try:
             yield
         finally:
+            if ingest is not None:
+                await asyncio.to_thread(ingest.stop)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -107,6 +107,13 @@ class CampaignBody(_Body):
     selector: SelectorBody = SelectorBody()
     waves: Annotated[list[float], Field(min_length=1, max_length=20)] = list(DEFAULT_WAVES)
     policy: PolicyBody = PolicyBody()
+    gate: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The health gate (evota.health-gate format, as `evota campaign create --health-gate` "
+            "writes it, plus `interval_s` between looks); omitted: no gate, install outcomes only."
+        ),
+    )
 
 
 class UserBody(_Body):
@@ -196,6 +203,7 @@ def operator_router(dep: Deployment, db: Database) -> APIRouter:
             policy=_policy(body.policy),
             created_by=me.name,
             now=dep.clock.now(),
+            gate=body.gate,
         )
         return summary.to_json()
 

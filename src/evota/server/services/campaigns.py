@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -26,10 +26,12 @@ from evota.domain.campaign import (
     transition,
     validate_waves,
 )
+from evota.domain.health import GateConfig
 from evota.domain.identifiers import validate_name
 from evota.domain.planner import DeviceStatus, RolloutPolicy, policy_from_dict, policy_to_dict
 from evota.errors import InputError, NotFoundError
 from evota.server.services.audit import record
+from evota.server.services.controller import order_rollback
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow, VehicleTagRow
 
@@ -118,12 +120,21 @@ def create_campaign(
     policy: RolloutPolicy,
     created_by: str,
     now: dt.datetime,
+    gate: Mapping[str, Any] | None = None,
 ) -> CampaignSummary:
-    """A draft campaign over the vehicles the selector finds (InputError if none)."""
+    """A draft campaign over the vehicles the selector finds (InputError if none).
+
+    `gate` is the health gate (`domain/health.py` GateConfig.to_dict(), plus an optional
+    `interval_s` between looks); None runs the campaign on install outcomes alone.
+    """
     validate_name(name)
     wave_list = validate_waves(waves)
     if not created_by.strip():
         raise InputError("a campaign needs its creator's name")
+    if gate is not None:
+        body = dict(gate)
+        body.pop("interval_s", None)
+        GateConfig.from_dict(body)  # InputError now, not at the first look
     with db.sessions.begin() as session:
         scoped = _scope(session, selector)
         if not scoped:
@@ -136,6 +147,7 @@ def create_campaign(
             selector=selector.to_dict(),
             waves=list(wave_list),
             policy=policy_to_dict(policy),
+            gate=dict(gate) if gate is not None else None,
             state=CampaignState.DRAFT.value,
             current_wave=0,
             created_by=created_by,
@@ -188,6 +200,8 @@ def move_campaign(
             new = transition(state, event)
         if event is CampaignEvent.START:
             campaign.current_wave, campaign.wave_started_at = 0, now
+        if event is CampaignEvent.ROLL_BACK:
+            order_rollback(session, campaign, f"{actor} rolled the campaign back", now)
         record(
             session,
             actor=actor,

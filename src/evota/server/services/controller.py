@@ -43,8 +43,10 @@ from evota.domain.planner import (
     DeviceStatus,
     DeviceView,
     Halt,
+    Health,
     Hold,
     Offer,
+    RollBack,
     TimeOut,
     Wait,
     plan,
@@ -55,6 +57,7 @@ from evota.domain.release import ImageMeta, bundle_target_path
 from evota.errors import EvotaError
 from evota.security.director import Director
 from evota.security.image_repo import ImageRepository
+from evota.server.services import health
 from evota.server.services.audit import record
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow
@@ -81,6 +84,9 @@ class TickReport:
     advanced: list[str] = dataclasses.field(default_factory=list)
     halted: list[str] = dataclasses.field(default_factory=list)
     completed: list[str] = dataclasses.field(default_factory=list)
+    rolled_back: list[str] = dataclasses.field(default_factory=list)
+    verdicts: list[str] = dataclasses.field(default_factory=list)
+    rollbacks_signed: int = 0
 
 
 def release_images(images: ImageRepository, release: str) -> list[tuple[str, ImageMeta]] | None:
@@ -108,6 +114,7 @@ def tick(db: Database, director: Director, now: dt.datetime) -> TickReport:
         _tick_campaign(db, director, campaign_id, now, report)
         report.campaigns += 1
     report.assigned += dispatch(db, director, now)
+    report.rollbacks_signed += dispatch_rollbacks(db, director, now)
     return report
 
 
@@ -122,8 +129,13 @@ def _tick_campaign(
             return
         seen = (campaign.state, campaign.current_wave, campaign.updated_at)
         release = release_images(director.images, campaign.release)
+        look = health.judge_campaign(session, campaign, now) if release is not None else None
         if release is not None:
             view, reasons = _load_view(session, campaign, release)
+            if look is not None:  # the planner acts on the look made now
+                view = dataclasses.replace(
+                    view, health=Health(look[0].outcome.value, "; ".join(look[0].reasons))
+                )
             decisions = plan(view, now)
     # Apply under the lock, and only if nobody moved the campaign meanwhile; device reports that
     # landed meanwhile are safe anyway (every row update is conditional on the status planned on).
@@ -137,7 +149,10 @@ def _tick_campaign(
             _halt(session, campaign, f"release {campaign.release} is not in the image repository", now)
             report.halted.append(campaign.name)
             return
-        _apply(session, campaign, decisions, reasons, now, report)
+        if look is not None:
+            health.store_verdict(session, campaign, look[0], look[1], now)
+            report.verdicts.append(f"{campaign.name}: {look[0].outcome.value}")
+        _apply(session, campaign, decisions, reasons, now, report, {m.ecu_type for _, m in release})
 
 
 def _load_view(
@@ -219,6 +234,8 @@ def _load_view(
         wave_started_at=campaign.wave_started_at or campaign.updated_at,
         devices=devices,
         finished=finished,
+        gated=bool(campaign.gate),
+        health=health.latest_health(session, campaign),
     )
     return view, stored
 
@@ -291,6 +308,7 @@ def _apply(
     stored: dict[str, tuple[int, list[str] | None]],
     now: dt.datetime,
     report: TickReport,
+    ecu_types: set[str],
 ) -> None:
     rows = CampaignVehicleRow
     offered: list[str] = []
@@ -351,6 +369,10 @@ def _apply(
                 campaign.state = transition(CampaignState(campaign.state), CampaignEvent.COMPLETE).value
                 done["completed"] = True
                 report.completed.append(campaign.name)
+            case RollBack(reason):
+                done["rolled_back"] = reason
+                done["rollback_ordered"] = order_rollback(session, campaign, reason, now)
+                report.rolled_back.append(campaign.name)
     if waits:
         session.connection().execute(
             update(rows)
@@ -363,6 +385,8 @@ def _apply(
             .values(status=DeviceStatus.PENDING.value, reasons=bindparam("new_reasons"), updated_at=now),
             waits,
         )
+    if offered:
+        _remember_previous(session, campaign, [stored[vin][0] for vin in offered], ecu_types)
     report.offered += len(offered)
     report.held += len(held)
     report.timed_out += len(timed_out)
@@ -381,6 +405,105 @@ def _apply(
             details=details,
             now=now,
         )
+
+
+def _remember_previous(
+    session: Session, campaign: CampaignRow, vehicle_ids: Sequence[int], ecu_types: set[str]
+) -> None:
+    """Keep what the offered vehicles' ECUs of the release's types run now: the way back."""
+    previous: dict[int, dict[str, str]] = {}
+    for start in range(0, len(vehicle_ids), 500):
+        for vid, serial, target in session.execute(
+            select(EcuRow.vehicle_id, EcuRow.serial, EcuRow.installed_target).where(
+                EcuRow.vehicle_id.in_(vehicle_ids[start : start + 500]),
+                EcuRow.ecu_type.in_(sorted(ecu_types)),
+                EcuRow.installed_target.is_not(None),
+            )
+        ):
+            previous.setdefault(vid, {})[serial] = str(target)
+    for vid, targets in previous.items():
+        session.execute(
+            update(CampaignVehicleRow)
+            .where(CampaignVehicleRow.campaign_id == campaign.id, CampaignVehicleRow.vehicle_id == vid)
+            .values(previous_targets=targets)
+        )
+
+
+# The statuses of vehicles a fleet rollback concerns: offered (may have installed by now),
+# updated, or back on their own after a failed self-test (their director assignment must still
+# stop naming the release).
+_EXPOSED = (
+    DeviceStatus.OFFERED.value,
+    DeviceStatus.UPDATED.value,
+    DeviceStatus.FAILED.value,
+    DeviceStatus.ROLLED_BACK.value,
+)
+
+
+def order_rollback(session: Session, campaign: CampaignRow, reason: str, now: dt.datetime) -> int:
+    """Roll the campaign back: it ends, and every vehicle it reached is to be sent back to what
+    it ran when offered (signed by `dispatch_rollbacks` after this transaction commits).
+
+    Vehicles not offered yet are untouched: they never left their last known good release.
+    Returns how many vehicles are ordered back.
+    """
+    campaign.state = transition(CampaignState(campaign.state), CampaignEvent.ROLL_BACK).value
+    campaign.updated_at = now
+    result = session.execute(
+        update(CampaignVehicleRow)
+        .where(
+            CampaignVehicleRow.campaign_id == campaign.id,
+            CampaignVehicleRow.status.in_(_EXPOSED),
+            CampaignVehicleRow.previous_targets.is_not(None),
+            CampaignVehicleRow.rollback_ordered_at.is_(None),
+        )
+        .values(rollback_ordered_at=now, rollback_assigned=False)
+    )
+    log.warning("campaign %s rolled back: %s", campaign.name, reason)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def dispatch_rollbacks(db: Database, director: Director, now: dt.datetime) -> int:
+    """Sign each ordered rollback not signed yet (the outbox of `order_rollback`)."""
+    with db.sessions() as session:
+        pending = session.execute(
+            select(
+                CampaignVehicleRow.campaign_id,
+                CampaignVehicleRow.vehicle_id,
+                VehicleRow.vin,
+                CampaignVehicleRow.previous_targets,
+            )
+            .join(VehicleRow, VehicleRow.id == CampaignVehicleRow.vehicle_id)
+            .where(
+                CampaignVehicleRow.rollback_ordered_at.is_not(None),
+                CampaignVehicleRow.rollback_assigned.is_(False),
+            )
+            .order_by(CampaignVehicleRow.campaign_id, VehicleRow.vin)
+        ).all()
+    count = 0
+    for campaign_id, vehicle_id, vin, targets in pending:
+        reasons = None
+        try:
+            director.assign(vin, dict(targets or {}))
+            count += 1
+        except EvotaError as e:
+            # e.g. a factory image that was never published: the director cannot name it, so
+            # this vehicle needs a republished image (or a workshop); say so, do not retry.
+            log.error("cannot roll %s back: %s", vin, e)
+            reasons = [f"rollback: {e}"]
+        with db.sessions.begin() as session:
+            values: dict[str, object] = {"rollback_assigned": True}
+            if reasons:
+                values["reasons"] = reasons
+            session.execute(
+                update(CampaignVehicleRow)
+                .where(
+                    CampaignVehicleRow.campaign_id == campaign_id,
+                    CampaignVehicleRow.vehicle_id == vehicle_id,
+                )
+                .values(**values)
+            )
+    return count
 
 
 def _halt(

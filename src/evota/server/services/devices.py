@@ -306,12 +306,42 @@ def _reconcile(
                         CampaignVehicleRow.campaign_id == campaign_id,
                         CampaignVehicleRow.vehicle_id == vehicle.id,
                     )
-                    .values(status=DeviceStatus.UPDATED.value, reasons=None, assigned=True, updated_at=now)
+                    .values(
+                        status=DeviceStatus.UPDATED.value,
+                        reasons=None,
+                        assigned=True,
+                        updated_at=now,
+                        updated_since=now,
+                    )
                 )
                 updated.append(name)
         elif status == DeviceStatus.OFFERED.value:
             assigned.append(release)
+    _confirm_rollbacks(session, vehicle, now)
     return tuple(updated), tuple(assigned)
+
+
+def _confirm_rollbacks(session: Session, vehicle: VehicleRow, now: dt.datetime) -> None:
+    """A vehicle ordered back by a rolled-back campaign is back once its ECUs run what they ran
+    when offered (however the reports of the switch itself were lost)."""
+    running = {e.serial: e.installed_target for e in vehicle.ecus}
+    ordered = session.execute(
+        select(CampaignVehicleRow.campaign_id, CampaignVehicleRow.previous_targets).where(
+            CampaignVehicleRow.vehicle_id == vehicle.id,
+            CampaignVehicleRow.rollback_ordered_at.is_not(None),
+            CampaignVehicleRow.rolled_back_at.is_(None),
+        )
+    ).all()
+    for campaign_id, previous in ordered:
+        if previous and all(running.get(serial) == path for serial, path in previous.items()):
+            session.execute(
+                update(CampaignVehicleRow)
+                .where(
+                    CampaignVehicleRow.campaign_id == campaign_id,
+                    CampaignVehicleRow.vehicle_id == vehicle.id,
+                )
+                .values(rolled_back_at=now, status=DeviceStatus.ROLLED_BACK.value, updated_at=now)
+            )
 
 
 # ---- steps and telemetry ----------------------------------------------------------------------------
@@ -365,11 +395,16 @@ def report_step(
         if status is not None:
             # An outcome proves the director's targets reached the vehicle: the outbox flag is
             # set too, so it stays true even when the report beats the controller's own flag.
+            since = {"updated_since": min(at, now)} if status is DeviceStatus.UPDATED else {}
             session.execute(
                 update(CampaignVehicleRow)
                 .where(*where, CampaignVehicleRow.status.in_(expect))
                 .values(
-                    status=status.value, reasons=[reason] if reason else None, assigned=True, updated_at=now
+                    status=status.value,
+                    reasons=[reason] if reason else None,
+                    assigned=True,
+                    updated_at=now,
+                    **since,
                 )
             )
         elif step is Step.WAITING:

@@ -36,12 +36,14 @@ from evota.domain.versions import parse_version
 from evota.errors import InputError
 from evota.server.services.campaigns import load_campaign
 from evota.server.store.db import Database
-from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow
+from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, HealthVerdictRow, VehicleRow
 
 __all__ = [
     "CampaignReport",
+    "HealthSection",
     "NotSeen",
     "ReasonCount",
+    "RollbackSection",
     "Tally",
     "WaveReport",
     "campaign_report",
@@ -169,6 +171,8 @@ class CampaignReport:
     waves: tuple[WaveReport, ...]
     overall: Tally
     versions: dict[str, dict[str, int]]  # ECU type → version → ECUs, newest version first
+    health: HealthSection | None = None  # None: the campaign has no health gate
+    rollback: RollbackSection | None = None  # None: never rolled back
 
     @property
     def dwell_ends_at(self) -> dt.datetime | None:
@@ -199,7 +203,87 @@ class CampaignReport:
             "waves": [w.to_json() for w in self.waves],
             "overall": self.overall.to_json(),
             "versions": self.versions,
+            "health": self.health.to_json() if self.health else None,
+            "rollback": self.rollback.to_json() if self.rollback else None,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthSection:
+    """The health gate's looks: how many of each outcome, and the latest one with its evidence."""
+
+    looks: int
+    outcomes: dict[str, int]
+    latest_at: dt.datetime | None
+    latest_wave: int | None  # 0-based
+    latest: dict[str, object] | None  # the stored verdict (reasons, per-KPI evidence, …)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "looks": self.looks,
+            "outcomes": self.outcomes,
+            "latest_at": self.latest_at.isoformat() if self.latest_at else None,
+            "latest_wave": self.latest_wave,
+            "latest": self.latest,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RollbackSection:
+    """A fleet rollback: vehicles ordered back, signed by the director, confirmed back."""
+
+    ordered: int
+    signed: int
+    confirmed: int
+    ordered_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ordered": self.ordered,
+            "signed": self.signed,
+            "confirmed": self.confirmed,
+            "ordered_at": self.ordered_at.isoformat() if self.ordered_at else None,
+        }
+
+
+def _health(session: Session, campaign: CampaignRow) -> HealthSection | None:
+    if not campaign.gate:
+        return None
+    outcomes = dict(
+        session.execute(
+            select(HealthVerdictRow.outcome, func.count())
+            .where(HealthVerdictRow.campaign_id == campaign.id)
+            .group_by(HealthVerdictRow.outcome)
+        ).all()
+    )
+    latest = session.execute(
+        select(HealthVerdictRow.at, HealthVerdictRow.wave, HealthVerdictRow.evidence)
+        .where(HealthVerdictRow.campaign_id == campaign.id)
+        .order_by(HealthVerdictRow.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return HealthSection(
+        looks=sum(outcomes.values()),
+        outcomes={k: int(v) for k, v in sorted(outcomes.items())},
+        latest_at=latest.at if latest else None,
+        latest_wave=latest.wave if latest else None,
+        latest=dict(latest.evidence) if latest else None,
+    )
+
+
+def _rollback(session: Session, campaign: CampaignRow) -> RollbackSection | None:
+    cv = CampaignVehicleRow
+    ordered, signed, confirmed, first = session.execute(
+        select(
+            _count_if(cv.rollback_ordered_at.is_not(None)),
+            _count_if(cv.rollback_assigned.is_(True) & cv.rollback_ordered_at.is_not(None)),
+            _count_if(cv.rolled_back_at.is_not(None)),
+            func.min(cv.rollback_ordered_at),
+        ).where(cv.campaign_id == campaign.id)
+    ).one()
+    if not ordered and campaign.state != CampaignState.ROLLED_BACK.value:
+        return None
+    return RollbackSection(int(ordered or 0), int(signed or 0), int(confirmed or 0), first)
 
 
 class _Reasons:
@@ -283,6 +367,8 @@ def campaign_report(db: Database, name: str, *, now: dt.datetime) -> CampaignRep
         _count_statuses(session, campaign, now, waves, overall)
         _count_reasons(session, campaign, waves, overall)
         versions = _versions(session, campaign)
+        health = _health(session, campaign)
+        rollback = _rollback(session, campaign)
     return CampaignReport(
         name=campaign.name,
         release=campaign.release,
@@ -297,6 +383,8 @@ def campaign_report(db: Database, name: str, *, now: dt.datetime) -> CampaignRep
         ),
         overall=overall.tally(),
         versions=versions,
+        health=health,
+        rollback=rollback,
     )
 
 

@@ -39,10 +39,20 @@ def _sqlite_pragmas(dbapi_connection: object, _: object) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_not_durable(dbapi_connection: object, _: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
+
+
+def make_engine(url: str, *, durable: bool = True) -> Engine:
+    """`durable=False` (the fleet simulator's own throw-away homes only) lets SQLite skip
+    fsync on commit: a crash of the host may lose the simulation, never a real fleet."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not durable:
+            event.listen(engine, "connect", _sqlite_not_durable)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -58,7 +68,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_database(url: str) -> Database:
-    engine = make_engine(url)
+def open_database(url: str, *, durable: bool = True) -> Database:
+    engine = make_engine(url, durable=durable)
     migrate(engine)
     return Database(url, engine, sessionmaker(engine, expire_on_commit=False))

@@ -32,6 +32,7 @@ __all__ = [
     "DeviceStepRow",
     "DeviceTokenRow",
     "EcuRow",
+    "HealthVerdictRow",
     "TelemetryRow",
     "UserRow",
     "UserTokenRow",
@@ -147,6 +148,7 @@ class CampaignRow(Base):
     selector: Mapped[dict[str, object]] = mapped_column(JSON)
     waves: Mapped[list[float]] = mapped_column(JSON)
     policy: Mapped[dict[str, object]] = mapped_column(JSON)
+    gate: Mapped[dict[str, object] | None] = mapped_column(JSON)  # the health gate; None: none
     state: Mapped[str] = mapped_column(String(16))
     current_wave: Mapped[int] = mapped_column(Integer)
     wave_started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -173,6 +175,29 @@ class CampaignVehicleRow(Base):
     consent_by: Mapped[str | None] = mapped_column(String(64))
     consent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # What its ECUs ran when it was offered (serial -> target path): the way back.
+    previous_targets: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Since when it runs the release: the health gate reads its telemetry from then on.
+    updated_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # A fleet rollback: ordered (decided), signed by the director (outbox flag), confirmed.
+    rollback_ordered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    rollback_assigned: Mapped[bool] = mapped_column(Boolean, default=False)
+    rolled_back_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class HealthVerdictRow(Base):
+    """One look of a campaign's health gate: its outcome and the evidence behind it."""
+
+    __tablename__ = "health_verdicts"
+    __table_args__ = (Index("ix_health_verdicts_campaign_at", "campaign_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    wave: Mapped[int] = mapped_column(Integer)
+    look: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    evidence: Mapped[dict[str, object]] = mapped_column(JSON)
 
 
 class AuditRow(Base):

@@ -1,0 +1,203 @@
+"""The health gate's shell: a running wave's telemetry in, the pure gate's verdict stored.
+
+For a campaign with a gate, each look (at most once per `interval_s` of the gate) gathers,
+per vehicle, the KPIs it sent:
+
+- the *updated* cohort: every vehicle of the campaign that runs the release, from the moment
+  it did (`campaign_vehicles.updated_since`), so nothing it sent on the old firmware counts;
+- the *control* cohort: the campaign's vehicles not offered yet (later waves, same depots and
+  climate zones by the stratified wave assignment), over the same calendar window: from the
+  first update of the campaign until now;
+- each vehicle's stratum: its climate zone, so a fault that shows only in the cold is
+  compared cold against cold (see `domain/health.py`).
+
+A vehicle's value for a continuous KPI is its mean over the window (the maximum for a
+temperature, which a hard limit judges); rates and counts are summed (charge sessions
+completed of started; fault codes over vehicle-days of exposure). The verdict, with every
+number it rests on, is stored as a row of `health_verdicts` and shown in the campaign report;
+the planner reads the latest one on the current wave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evota.domain import health as gate
+from evota.domain.planner import DeviceStatus, Health
+from evota.server.store.models import (
+    CampaignRow,
+    CampaignVehicleRow,
+    HealthVerdictRow,
+    TelemetryRow,
+    VehicleRow,
+)
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "VehicleKpis",
+    "gather",
+    "judge_campaign",
+    "latest_health",
+    "store_verdict",
+]
+
+DEFAULT_INTERVAL = dt.timedelta(hours=6)
+# The KPIs whose per-vehicle value is the maximum over the window, not the mean.
+_MAXIMA = frozenset({"max_temp_c"})
+_SUMMED = frozenset({"charge_started", "charge_completed", "fault_codes", "distance_km"})
+
+
+@dataclasses.dataclass(frozen=True)
+class VehicleKpis:
+    """One vehicle's telemetry over its window, aggregated per KPI."""
+
+    vin: str
+    cohort: str  # "updated" or "control"
+    stratum: str
+    days: float  # the window's length: exposure for counts
+    values: Mapping[str, float]  # mean (or max / sum, see above) per KPI
+    samples: int
+
+
+def gate_config(campaign: CampaignRow) -> tuple[gate.GateConfig, dt.timedelta] | None:
+    """The campaign's gate and how often it looks (None: the campaign has no gate)."""
+    if not campaign.gate:
+        return None
+    body = dict(campaign.gate)
+    interval = dt.timedelta(seconds=float(str(body.pop("interval_s", DEFAULT_INTERVAL.total_seconds()))))
+    return gate.GateConfig.from_dict(body), interval
+
+
+def gather(session: Session, campaign: CampaignRow, now: dt.datetime) -> list[VehicleKpis]:
+    """Each cohort's per-vehicle KPI aggregates for the campaign's running wave."""
+    cv, t, v = CampaignVehicleRow, TelemetryRow, VehicleRow
+    start = session.scalar(select(func.min(cv.updated_since)).where(cv.campaign_id == campaign.id))
+    if start is None:
+        return []  # nobody runs the release yet
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def collect(rows: Sequence[Any], cohort: str) -> None:
+        for vin, stratum, since, kpi, mean, peak, total, n in rows:
+            entry = out.setdefault(
+                (vin, cohort),
+                {"stratum": stratum, "since": since or start, "values": {}, "samples": 0},
+            )
+            entry["values"][kpi] = peak if kpi in _MAXIMA else total if kpi in _SUMMED else mean
+            entry["samples"] = max(entry["samples"], n)
+
+    aggregates = (func.avg(t.value), func.max(t.value), func.sum(t.value), func.count())
+    updated = session.execute(
+        select(v.vin, v.climate_zone, cv.updated_since, t.kpi, *aggregates)
+        .join(cv, cv.vehicle_id == v.id)
+        .join(t, t.vehicle_id == v.id)
+        .where(
+            cv.campaign_id == campaign.id,
+            cv.status == DeviceStatus.UPDATED.value,
+            cv.updated_since.is_not(None),
+            t.at >= cv.updated_since,
+        )
+        .group_by(v.vin, v.climate_zone, cv.updated_since, t.kpi)
+    ).all()
+    collect(updated, "updated")
+    control = session.execute(
+        select(v.vin, v.climate_zone, cv.updated_since, t.kpi, *aggregates)
+        .join(cv, cv.vehicle_id == v.id)
+        .join(t, t.vehicle_id == v.id)
+        .where(
+            cv.campaign_id == campaign.id,
+            cv.status.in_([DeviceStatus.PENDING.value, DeviceStatus.HELD.value]),
+            cv.offered_at.is_(None),
+            t.at >= start,
+        )
+        .group_by(v.vin, v.climate_zone, cv.updated_since, t.kpi)
+    ).all()
+    collect(control, "control")
+    return [
+        VehicleKpis(
+            vin,
+            cohort,
+            str(e["stratum"]),
+            max((now - e["since"]).total_seconds() / 86400, 1 / 24),
+            e["values"],
+            int(e["samples"]),
+        )
+        for (vin, cohort), e in sorted(out.items())
+    ]
+
+
+def observations(config: gate.GateConfig, vehicles: Sequence[VehicleKpis]) -> list[gate.Observation]:
+    """The pure gate's input: continuous KPIs as values, `charge_success` as (completed,
+    started) sessions, counts as (events, vehicle-days of exposure)."""
+    out = []
+    for k in vehicles:
+        values: dict[str, float | tuple[float, float]] = {}
+        for spec in config.kpis:
+            if spec.kind is gate.KpiKind.RATE and spec.name == "charge_success":
+                started = k.values.get("charge_started")
+                if started:
+                    values[spec.name] = (float(k.values.get("charge_completed", 0.0)), float(started))
+            elif spec.name not in k.values:
+                continue
+            elif spec.kind is gate.KpiKind.COUNT:
+                values[spec.name] = (float(k.values[spec.name]), k.days)
+            else:
+                values[spec.name] = float(k.values[spec.name])
+        out.append(gate.Observation(k.vin, gate.Cohort(k.cohort), k.stratum, values))
+    return out
+
+
+def judge_campaign(
+    session: Session, campaign: CampaignRow, now: dt.datetime
+) -> tuple[gate.Verdict, int] | None:
+    """A new look if one is due (None otherwise): the verdict and its look number."""
+    configured = gate_config(campaign)
+    if configured is None:
+        return None
+    config, interval = configured
+    last = session.execute(
+        select(HealthVerdictRow.at, HealthVerdictRow.look, HealthVerdictRow.wave)
+        .where(HealthVerdictRow.campaign_id == campaign.id)
+        .order_by(HealthVerdictRow.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if last is not None and last.wave == campaign.current_wave and now - last.at < interval:
+        return None
+    look = (last.look + 1) if last is not None else 1
+    vehicles = gather(session, campaign, now)
+    verdict = gate.judge(config, observations(config, vehicles), look=look)
+    return verdict, look
+
+
+def store_verdict(
+    session: Session, campaign: CampaignRow, verdict: gate.Verdict, look: int, now: dt.datetime
+) -> None:
+    session.add(
+        HealthVerdictRow(
+            campaign_id=campaign.id,
+            wave=campaign.current_wave,
+            look=look,
+            at=now,
+            outcome=verdict.outcome.value,
+            evidence=verdict.to_dict(),
+        )
+    )
+
+
+def latest_health(session: Session, campaign: CampaignRow) -> Health | None:
+    """The latest verdict on the campaign's current wave, as the planner takes it."""
+    row = session.execute(
+        select(HealthVerdictRow.outcome, HealthVerdictRow.evidence)
+        .where(HealthVerdictRow.campaign_id == campaign.id, HealthVerdictRow.wave == campaign.current_wave)
+        .order_by(HealthVerdictRow.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    reasons = row.evidence.get("reasons", []) if isinstance(row.evidence, dict) else []
+    return Health(row.outcome, "; ".join(str(r) for r in reasons)[:500])
