@@ -17,7 +17,7 @@ from evota.sim.kpis import SAMPLE_NAMES, KpiBatch
 from evota.sim.physics import FleetPhysics, PhysicsSpec, VehicleSetup
 
 START = dt.datetime(2026, 1, 12, tzinfo=dt.UTC)  # a Monday in the northern winter
-FAST = PhysicsSpec(step_s=120.0, quiet_step_s=600.0)
+FAST = PhysicsSpec()  # the default steps: 120 s, 600 s when nobody is on shift
 ROUTES = ("urban", "mixed", "highway")
 
 

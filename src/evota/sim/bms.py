@@ -42,8 +42,10 @@ def _on_grid(table: FloatArray, grid: FloatArray, rows: IntArray, x: FloatArray)
     step = grid[1] - grid[0]
     pos = np.minimum(np.maximum((np.asarray(x) - grid[0]) / step, 0.0), grid.size - 1.000001)
     i = pos.astype(np.intp)
-    f = pos - i
-    return np.asarray(table[rows, i] * (1.0 - f) + table[rows, i + 1] * f)
+    flat = table.ravel()
+    at = rows * table.shape[1] + i  # flat indices: cheaper than indexing two axes
+    lo = flat[at]
+    return np.asarray(lo + (pos - i) * (flat[at + 1] - lo))
 
 
 class CalibrationRows:

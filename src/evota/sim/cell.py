@@ -120,13 +120,18 @@ class CellParams:
     def _ea(self) -> FloatArray:
         return np.array([self.r0_ea, self.r1_ea, self.r2_ea]) / GAS_CONSTANT
 
+    @functools.cached_property
+    def _interleaved(self) -> FloatArray:
+        """(grid, 8): each grid point's four values and the steps to the next point."""
+        step = np.diff(self._tables, axis=0, append=self._tables[-1:])
+        return np.concatenate([self._tables, step], axis=1)
+
     def _rows(self, soc: FloatArray) -> FloatArray:
         """The four tables at each SoC, linearly interpolated: shape soc.shape + (4,)."""
         pos = np.minimum(np.maximum(soc, 0.0), 1.0) * (_GRID - 1)
         i = np.minimum(pos.astype(np.intp), _GRID - 2)
-        frac = (pos - i)[..., None]
-        lo = self._tables[i]
-        return np.asarray(lo + frac * (self._tables[i + 1] - lo))
+        both = self._interleaved[i]  # one gather for the point and its step
+        return np.asarray(both[..., :4] + (pos - i)[..., None] * both[..., 4:])
 
     def ocv(self, soc: FloatArray, temperature_c: FloatArray | float) -> FloatArray:
         """Open-circuit voltage (V) at SoC and temperature; linear past 0 and 1 SoC."""

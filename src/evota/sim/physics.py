@@ -9,13 +9,34 @@ The fleet simulator drives it through four calls (all times aware UTC datetimes)
     batch = physics.take_kpis()        # per-vehicle KPIs since the previous take (KpiBatch)
     batch.to_samples(i)                # {"soc_error_pct": ..., ...} for the health gate
 
-Time advances in steps of `PhysicsSpec.step_s` (60 s by default); while no van of the
-fleet is on shift (nights), in steps of `quiet_step_s` (300 s, on a 300 s grid), never
+* `VehicleSetup(vin, depot, climate_zone, time_zone, route, age_days)`: zones nordic,
+  continental, temperate, mediterranean, hot-arid; routes urban, mixed, highway; a depot
+  has one zone and one IANA zone. Bad setups are `InputError`s; a naive datetime, an
+  unknown ECU type or a calibration for another ECU are `ValueError`s (the caller's bug),
+  an index out of range an `IndexError`.
+* `calibrations={"bms": ..., "tms": ..., "vcms": ...}` at construction sets every van's
+  starting calibration (default: `presets.factory_calibrations()`);
+  `physics.calibration(i, ecu_type)` reads one back. A change takes effect at the next
+  step; the BMS keeps its SoC estimate across it (NVM).
+* `EnergyReading(at, soc_pct, soh_pct, charging, plugged_in, gear, ambient_c, hv_on,
+  pack_temp_c, mode)`: the BMS's estimates, not the truth; `gear` is
+  `evota.domain.gates.Gear` (DRIVE while driving, else PARK); `hv_on` while driving,
+  charging, or heating/cooling from the plug; `to_energy_state()` gives the
+  `EnergyState` the agent's preconditions take. `true_soc()` gives the truth, for tests.
+* `KpiBatch` (see `kpis` for each KPI's exact meaning): arrays (n,) of soc_error_pct,
+  cell_spread_mv, max_temp_c, charge_started, charge_completed, fault_codes, energy_kwh,
+  distance_km, vehicle_days, and faults_by_code; `to_samples(i)` has exactly the keys
+  `kpis.SAMPLE_NAMES`.
+
+Time advances in steps of `PhysicsSpec.step_s` (120 s by default); while no van of the
+fleet is on shift (nights), in steps of `quiet_step_s` (600 s, on a 600 s grid), never
 past the next departure or local midnight: parked and charging packs are solved exactly
-over any step (RC and thermal responses are exponentials, the charge limits implicit).
-`advance(until)` runs every whole step that ends at or before `until`, so the physics'
-clock (`now`) may trail `until` by less than one step (a minute by day, five at night);
-the steps taken do not depend on how time was cut into `advance` calls. Cell-level
+over any step (RC and thermal responses are exponentials, the charge limits implicit,
+the drive cycles averaged per step). Fleet KPIs at 60 s and at 120 s agree within their
+noise (docs/simulator.md), and 120 s halves the cost. `advance(until)` runs every whole
+step that ends at or before `until`, so the physics' clock (`now`) may trail `until` by
+less than one step (two minutes by day, ten at night); the steps taken do not depend on
+how time was cut into `advance` calls. Cell-level
 work (balancing, spread, the highest and lowest elements) runs every `sync_s` (10
 simulated minutes), ageing hourly.
 
@@ -83,8 +104,8 @@ class PhysicsSpec:
     ageing: AgeingLaw = dataclasses.field(default_factory=AgeingLaw)
     duty: DutySpec = dataclasses.field(default_factory=DutySpec)
     charger: ChargerSpec = dataclasses.field(default_factory=ChargerSpec)
-    step_s: float = 60.0
-    quiet_step_s: float = 300.0  # while no van is on shift (a multiple of step_s)
+    step_s: float = 120.0
+    quiet_step_s: float = 600.0  # while no van is on shift (a multiple of step_s)
     sync_s: float = 600.0
     ageing_every_s: float = 3600.0
     reference_rest_s: float = 7200.0  # a rest this long gives a KPI reference at its end
