@@ -22,6 +22,7 @@ ALL = [
     presets.good_soc_improvement(),
     presets.bad_cold_calibration(),
     presets.balancing_threshold_too_high(),
+    presets.tms_preconditioning(),
     *presets.needs_newer_vcms(),
 ]
 

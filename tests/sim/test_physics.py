@@ -87,6 +87,10 @@ def test_signals_follow_the_day_of_a_van() -> None:
     assert all(g == Gear.DRIVE and hv and not ch and not pl for g, hv, ch, pl in seen[Mode.DRIVING])
     assert all(g == Gear.PARK and hv and ch and pl for g, hv, ch, pl in seen[Mode.CHARGING_AC])
     assert all(g == Gear.PARK and not ch for g, _, ch, _ in seen[Mode.PARKED])
+    assert physics.energy_states([4, 1]) == [physics.energy_state(4), physics.energy_state(1)]
+    assert len(physics.energy_states()) == 6
+    with pytest.raises(IndexError):
+        physics.energy_states([6])
     state = physics.energy_state(0).to_energy_state()
     assert isinstance(state, EnergyState) and state.reported_at == physics.now
     assert abs(float(np.mean(physics.counter.soc - physics.true_soc()))) < 0.03
@@ -162,6 +166,20 @@ def test_firmware_changes_take_effect_and_misuse_is_refused() -> None:
         physics.set_calibration(0, "inverter", presets.factory_bms())
     with pytest.raises(IndexError):
         physics.set_calibration(2, "bms", presets.factory_bms())
+
+
+def test_departure_preconditioning_warms_cold_packs_before_they_leave() -> None:
+    temps = {}
+    for name, tms in (("factory", presets.factory_tms()), ("precondition", presets.tms_preconditioning())):
+        physics = FleetPhysics(_fleet(8, 0), seed=2, start=START, spec=FAST, calibrations={"tms": tms})
+        leaving: list[float] = []
+        for minutes in range(0, 32 * 60, 6):
+            was = physics.prev_on_shift.copy()
+            physics.advance(START + dt.timedelta(minutes=minutes))
+            left = physics.prev_on_shift & ~was & ~physics.garaged
+            leaving += physics.temp[left].tolist()
+        temps[name] = float(np.mean(leaving))
+    assert temps["precondition"] > temps["factory"] + 4.0
 
 
 def test_bad_setups_are_input_errors() -> None:

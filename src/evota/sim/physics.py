@@ -6,6 +6,7 @@ The fleet simulator drives it through four calls (all times aware UTC datetimes)
     physics.set_calibration(i, "bms", Calibration.from_image_bytes(image))  # install/rollback
     physics.advance(t1)                # step every vehicle to t1 (whole steps, see below)
     reading = physics.energy_state(i)  # what vehicle i's signals say now (EnergyReading)
+    readings = physics.energy_states() # the same for many (all by default), in one pass
     batch = physics.take_kpis()        # per-vehicle KPIs since the previous take (KpiBatch)
     batch.to_samples(i)                # {"soc_error_pct": ..., ...} for the health gate
 
@@ -327,19 +328,38 @@ class FleetPhysics:
         return quiet if float(wait.min()) >= quiet else base
 
     def energy_state(self, index: int) -> EnergyReading:
-        driving = self.mode[index] == Mode.DRIVING
-        return EnergyReading(
-            at=self.now,
-            soc_pct=float(np.clip(self.counter.soc[index] * 100.0, 0.0, 100.0)),
-            soh_pct=float(np.clip(self.counter.soh[index] * 100.0, 0.0, 100.0)),
-            charging=bool(self.sessions.kind[index] != 0),
-            plugged_in=bool(self.plugged[index]),
-            gear=Gear.DRIVE if driving else Gear.PARK,
-            ambient_c=round(float(self.ambient[index]), 2),
-            hv_on=bool(self.hv_on[index]),
-            pack_temp_c=round(float(self.temp[index]), 2),
-            mode=Mode(int(self.mode[index])),
-        )
+        """What vehicle `index`'s signals say now (the BMS's estimates, not the truth)."""
+        return self.energy_states([index])[0]
+
+    def energy_states(self, indices: Sequence[int] | None = None) -> list[EnergyReading]:
+        """`energy_state` for many vehicles at once (all by default), one array pass."""
+        idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.intp)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"vehicle index out of range for a fleet of {self.n}")
+        at = self.now
+        soc = np.clip(self.counter.soc[idx] * 100.0, 0.0, 100.0).tolist()
+        soh = np.clip(self.counter.soh[idx] * 100.0, 0.0, 100.0).tolist()
+        charging = (self.sessions.kind[idx] != 0).tolist()
+        plugged = self.plugged[idx].tolist()
+        hv_on = self.hv_on[idx].tolist()
+        ambient = np.round(self.ambient[idx], 2).tolist()
+        pack_temp = np.round(self.temp[idx], 2).tolist()
+        modes = [Mode(m) for m in self.mode[idx].tolist()]
+        return [
+            EnergyReading(
+                at=at,
+                soc_pct=soc[k],
+                soh_pct=soh[k],
+                charging=charging[k],
+                plugged_in=plugged[k],
+                gear=Gear.DRIVE if modes[k] is Mode.DRIVING else Gear.PARK,
+                ambient_c=ambient[k],
+                hv_on=hv_on[k],
+                pack_temp_c=pack_temp[k],
+                mode=modes[k],
+            )
+            for k in range(idx.size)
+        ]
 
     def take_kpis(self) -> KpiBatch:
         """Every vehicle's KPIs since the previous call (or construction); starts a new window."""

@@ -19,6 +19,8 @@
   depots see no difference.
 * `balancing_threshold_too_high()` (bms 2.4.1): factory, but balancing only above 60 mV
   and 3.95 V: the spread that self-discharge differences build up is no longer removed.
+* `tms_preconditioning()` (tms 1.9.0): departure pre-conditioning from the plug (the
+  factory TMS only heats while charging below 0 °C): packs leave the depot at 12 °C.
 * `needs_newer_vcms()`: bms 2.6.0 (faster DC charging when warm) and vcms 3.2.0 (which
   requests 150 kW instead of 100 kW). On an older VCMS the BMS calibration is harmless
   but gains nothing; the release's `requires` says so, not the simulator.
@@ -53,6 +55,7 @@ __all__ = [
     "factory_vcms",
     "good_soc_improvement",
     "needs_newer_vcms",
+    "tms_preconditioning",
 ]
 
 _SOC21 = tuple(5.0 * i for i in range(21))
@@ -146,6 +149,19 @@ def factory_vcms() -> Calibration:
     )
 
 
+@functools.cache
+def tms_preconditioning() -> Calibration:
+    """tms 1.9.0: heat a cold pack (below 5 °C) to 12 °C from the plug before departure."""
+    base = factory_tms()
+    return dataclasses.replace(
+        base,
+        name="tms-precondition",
+        version="1.9.0",
+        thermal=dataclasses.replace(base.thermal or _never_thermal(), precondition=True, lead_min=45.0),
+        notes="departure pre-conditioning from the grid",
+    )
+
+
 def factory_calibrations() -> dict[str, Calibration]:
     return {"bms": factory_bms(), "tms": factory_tms(), "vcms": factory_vcms()}
 
@@ -223,6 +239,10 @@ def needs_newer_vcms() -> tuple[Calibration, Calibration]:
         notes="requests up to 150 kW DC",
     )
     return bms, vcms
+
+
+def _never_thermal() -> ThermalConditioning:  # pragma: no cover - the factory TMS has its section
+    raise RuntimeError("factory TMS calibration has no thermal section")
 
 
 def _never() -> VehicleControl:  # pragma: no cover - the factory VCMS always has its section
