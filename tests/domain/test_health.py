@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -247,6 +248,32 @@ def test_a_rate_needs_its_trials_as_well_as_its_vehicles() -> None:
     assert v.reasons == (
         "charge_success in mild: not enough data: 16 updated / 24 control trials, need 60 per cohort",
     )
+
+
+def test_a_harm_only_rate_does_not_hold_for_lack_of_sessions_but_still_rolls_back() -> None:
+    harm_only = dataclasses.replace(CHARGE, blocking=False)
+    fine = cohort("mild", U, [{"soc_error_pct": 1.0 + 0.01 * i, "charge_success": (2, 2)} for i in range(8)])
+    fine += cohort(
+        "mild", C, [{"soc_error_pct": 1.0 + 0.01 * i, "charge_success": (3, 3)} for i in range(40)]
+    )
+    assert judge(gate(SOC, harm_only), fine, look=1).outcome is Outcome.PROCEED
+    assert judge(gate(SOC, CHARGE), fine, look=1).outcome is Outcome.HOLD  # blocking: 16 < 60 trials
+    failing = cohort("mild", U, [{"soc_error_pct": 1.0, "charge_success": (2, 20)}] * 8)
+    failing += cohort("mild", C, [{"soc_error_pct": 1.0, "charge_success": (20, 20)}] * 40)
+    assert judge(gate(SOC, harm_only), failing, look=1).outcome is Outcome.ROLLBACK
+    assert KpiSpec.from_dict(harm_only.to_dict()) == harm_only
+
+
+def test_a_clear_harm_below_the_minimum_cohort_still_rolls_back() -> None:
+    """Four cold vans are too few to show a release safe, not too few to show it harmful."""
+    warm_u, warm_c = noisy(12, 0.5, 0.1, 1), noisy(60, 0.5, 0.1, 2)
+    obs = soc("warm", U, warm_u) + soc("warm", C, warm_c) + soc("cold", C, noisy(40, 0.5, 0.1, 3))
+    harmed = judge(gate(SOC), [*obs, *soc("cold", U, [3.1, 2.9, 3.4, 3.0])], look=1)
+    assert harmed.outcome is Outcome.ROLLBACK
+    assert row(harmed, "soc_error_pct", "cold").decision is Decision.DETERIORATED
+    mild = judge(gate(SOC), [*obs, *soc("cold", U, [0.6, 0.4, 0.5, 0.55])], look=1)
+    assert mild.outcome is not Outcome.ROLLBACK
+    assert row(mild, "soc_error_pct", "cold").decision is Decision.COMBINED_ONLY
 
 
 def _fine_fleet() -> list[Observation]:

@@ -131,6 +131,20 @@ CASES: dict[str, tuple[CampaignView, list[Decision]]] = {
         [Wait("E", ("soc 40 % < 60 %",)), Advance(1)],
     ),
     "no-advance-before-dwell": (view(dev("A", U), dev("B", U)), []),
+    "first-wave-dwells-longer": (
+        view(dev("A", U), dev("B", U), started=dt.timedelta(hours=25), first_dwell=dt.timedelta(hours=44)),
+        [],
+    ),
+    "later-waves-take-the-plain-dwell": (
+        view(
+            dev("A", U),
+            dev("B", U, wave=1),
+            wave=1,
+            started=dt.timedelta(hours=25),
+            first_dwell=dt.timedelta(hours=44),
+        ),
+        [Advance(2)],
+    ),
     "advance-after-dwell": (view(dev("A", U), dev("B", U), started=dt.timedelta(hours=25)), [Advance(1)]),
     "no-advance-while-in-flight": (view(dev("A", U), dev("B", OFF), started=dt.timedelta(hours=25)), []),
     "no-advance-below-success": (
@@ -200,6 +214,8 @@ def test_a_policy_survives_its_json_form() -> None:
         windows=(MaintenanceWindow(dt.time(22), dt.time(5), frozenset({0, 1, 2})),),
     )
     assert policy_from_dict(policy_to_dict(policy)) == policy
+    canary = dataclasses.replace(policy, first_dwell=dt.timedelta(hours=44))
+    assert policy_from_dict(policy_to_dict(canary)) == canary
     with pytest.raises(InputError, match="malformed rollout policy"):
         policy_from_dict({"dwell_s": 1})
 

@@ -101,6 +101,9 @@ def create(
         f"{w:g}" for w in DEFAULT_WAVES
     ),
     dwell_hours: Annotated[float, typer.Option(help="Time each wave runs before the next may start.")] = 24.0,
+    first_dwell_hours: Annotated[
+        float | None, typer.Option(help="The first wave's dwell, if the canary should run longer.")
+    ] = None,
     max_concurrent: Annotated[int, typer.Option(help="Throttle: installs in flight at most.")] = 50,
     error_threshold: Annotated[
         float, typer.Option(help="Halt when failures exceed this % of a wave's finished installs.")
@@ -148,6 +151,7 @@ def create(
     )
     policy = RolloutPolicy(
         dwell=dt.timedelta(hours=dwell_hours),
+        first_dwell=dt.timedelta(hours=first_dwell_hours) if first_dwell_hours is not None else None,
         max_concurrent=max_concurrent,
         install_timeout=dt.timedelta(hours=install_timeout_hours),
         error_threshold_pct=error_threshold,

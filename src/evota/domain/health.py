@@ -151,6 +151,11 @@ class KpiSpec:
     hard_limit: float | None = None  # a per-vehicle value beyond this rolls back at once
     min_vehicles: int | None = None  # per cohort; None: the config's min_vehicles_per_cohort
     min_trials: float = 0.0  # per cohort
+    # True: the wave proceeds only once this KPI is shown non-inferior. False: harm only, for
+    # rare events a canary wave cannot bound (zero failures in 20 sessions still allows 14 %):
+    # it rolls back on a significant deterioration or a hard limit and holds on a trend
+    # beyond its margin, but its lack of evidence does not hold the wave.
+    blocking: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -173,6 +178,8 @@ class KpiSpec:
         if self.min_vehicles is not None:
             _check_count(self.min_vehicles, f"{self.name}.min_vehicles", 2)
         _check_number(self.min_trials, f"{self.name}.min_trials")
+        if not isinstance(self.blocking, bool):
+            raise InputError(f"{self.name}.blocking must be true or false")
         if self.min_trials < 0 or (self.kind is KpiKind.CONTINUOUS and self.min_trials != 0):
             raise InputError(f"{self.name}: min_trials is ≥ 0, and only for RATE and COUNT KPIs")
 
@@ -185,6 +192,7 @@ class KpiSpec:
             "hard_limit": self.hard_limit,
             "min_vehicles": self.min_vehicles,
             "min_trials": self.min_trials,
+            "blocking": self.blocking,
         }
 
     @classmethod
@@ -193,7 +201,7 @@ class KpiSpec:
             data,
             "KPI",
             {"name", "kind", "margin"},
-            {"higher_is_worse", "hard_limit", "min_vehicles", "min_trials"},
+            {"higher_is_worse", "hard_limit", "min_vehicles", "min_trials", "blocking"},
         )
         return cls(
             d["name"],
@@ -203,6 +211,7 @@ class KpiSpec:
             hard_limit=d.get("hard_limit"),
             min_vehicles=d.get("min_vehicles"),
             min_trials=d.get("min_trials", 0.0),
+            blocking=d.get("blocking", True),
         )
 
 
@@ -298,10 +307,15 @@ def default_gate(*, alpha: float = 0.05, max_looks: int = 10) -> GateConfig:
     kpis = (
         KpiSpec("soc_error_pct", c, 1.0),  # mean |estimated SoC − rested-OCV SoC|, %
         KpiSpec("cell_spread_mv", c, 10.0),  # max − min cell voltage, mV
-        KpiSpec("max_temp_c", c, 3.0, hard_limit=60.0),  # hottest cell, °C
-        KpiSpec("charge_success", r, 0.05, higher_is_worse=False, min_trials=60),  # sessions
-        KpiSpec("fault_codes", n, 1.5, min_trials=50),  # per vehicle-day
-        KpiSpec("energy_kwh_per_km", c, 0.02),
+        # Hottest cell, °C: a hard limit (one van at 60 °C rolls back) and harm-only statistics,
+        # because a day's maximum swings with each van's fast-charging stops.
+        KpiSpec("max_temp_c", c, 3.0, hard_limit=60.0, blocking=False),
+        # Rare events: harm only (a canary cannot bound them; they roll back on a significant
+        # excess, and hold on a trend beyond the margin, but do not hold for lack of sessions).
+        KpiSpec("charge_success", r, 0.05, higher_is_worse=False, min_trials=60, blocking=False),
+        KpiSpec("fault_codes", n, 1.5, min_trials=50, blocking=False),  # per vehicle-day
+        # Traction energy per km: harm only, as route and payload swing it day to day.
+        KpiSpec("energy_kwh_per_km", c, 0.02, blocking=False),
     )
     return GateConfig(kpis, alpha=alpha, max_looks=max_looks)
 

@@ -60,6 +60,9 @@ class _Row:
     result: hs.Inference | None = None
     p_adjusted: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    # Below the minimums: tested for deterioration only (an exact test is valid at any n, and
+    # a clear harm in four cold vans must not wait for a fifth), never shown non-inferior.
+    small: bool = False
 
 
 def evaluate(config: GateConfig, observations: Sequence[Observation], look: int) -> Verdict:
@@ -204,10 +207,12 @@ def _lay_out(kpi: KpiSpec, cells: Cells, min_vehicles: int) -> list[_Row]:
         if kpi.kind is not KpiKind.CONTINUOUS:
             row.amount_u, row.amount_c = (sum(u[2] for u in units[c]) for c in (_U, _C))
         enough = min(row.n_u, row.n_c) >= min_vehicles and min(row.amount_u, row.amount_c) >= kpi.min_trials
-        if not members:
-            row.decision = Decision.NOT_ENOUGH_DATA
+        if not members or (kpi.kind is not KpiKind.CONTINUOUS and min(row.amount_u, row.amount_c) <= 0):
+            row.decision = (
+                Decision.NOT_ENOUGH_DATA if row.summary_row or not members else Decision.COMBINED_ONLY
+            )
         elif not enough:
-            row.decision = Decision.NOT_ENOUGH_DATA if row.summary_row else Decision.COMBINED_ONLY
+            row.small = True
         rows.append(row)
     return rows
 
@@ -274,6 +279,8 @@ def _decide(row: _Row, p_adjusted: float, alpha: float, strictest: float) -> Dec
         row.notes.append("no events in either cohort: a rate ratio cannot be judged yet")
     if alpha > 0 and p_adjusted <= alpha:
         return Decision.DETERIORATED
+    if row.small:
+        return Decision.NOT_ENOUGH_DATA if row.summary_row else Decision.COMBINED_ONLY
     if alpha > 0 and result.p_noninferiority <= alpha:
         return Decision.NON_INFERIOR
     if result.estimate > row.kpi.margin:  # False for NaN
@@ -285,6 +292,8 @@ def _holds(row: _Row) -> bool:
     """Does this comparison keep the wave from proceeding (see the verdict rule)?"""
     if row.decision in (Decision.NON_INFERIOR, Decision.COMBINED_ONLY):
         return False
+    if not row.kpi.blocking:  # harm only: a trend beyond the margin holds, missing evidence not
+        return row.decision is Decision.TRENDING_WORSE
     return row.decision is not Decision.INCONCLUSIVE or row.summary_row
 
 

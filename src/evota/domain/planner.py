@@ -83,6 +83,12 @@ class RolloutPolicy:
     success_threshold_pct: float = 80.0
     preconditions: Preconditions = dataclasses.field(default_factory=Preconditions)
     windows: tuple[MaintenanceWindow, ...] = ()
+    # The first wave's dwell, when the canary should run longer than the waves after it
+    # (None: `dwell`): a symptom that takes two days of driving must show before wave 2.
+    first_dwell: dt.timedelta | None = None
+
+    def dwell_of(self, wave: int) -> dt.timedelta:
+        return self.first_dwell if wave == 0 and self.first_dwell is not None else self.dwell
 
     def __post_init__(self) -> None:
         if self.max_concurrent < 1:
@@ -252,7 +258,7 @@ def _progress(
     if view.wave + 1 >= view.waves:
         pending = [d for d in view.devices if d.status is DeviceStatus.PENDING and not d.incompatible]
         return [] if pending else [Complete()]
-    if now - view.wave_started_at < view.policy.dwell:
+    if now - view.wave_started_at < view.policy.dwell_of(view.wave):
         return []
     current = [
         d
@@ -275,6 +281,7 @@ def policy_to_dict(policy: RolloutPolicy) -> dict[str, object]:
     pre = policy.preconditions
     return {
         "dwell_s": policy.dwell.total_seconds(),
+        **({"first_dwell_s": policy.first_dwell.total_seconds()} if policy.first_dwell is not None else {}),
         "max_concurrent": policy.max_concurrent,
         "install_timeout_s": policy.install_timeout.total_seconds(),
         "error_threshold_pct": policy.error_threshold_pct,
@@ -307,6 +314,11 @@ def policy_from_dict(data: dict[str, Any]) -> RolloutPolicy:
         pre = data["preconditions"]
         return RolloutPolicy(
             dwell=dt.timedelta(seconds=float(data["dwell_s"])),
+            first_dwell=(
+                dt.timedelta(seconds=float(data["first_dwell_s"]))
+                if data.get("first_dwell_s") is not None
+                else None
+            ),
             max_concurrent=int(data["max_concurrent"]),
             install_timeout=dt.timedelta(seconds=float(data["install_timeout_s"])),
             error_threshold_pct=float(data["error_threshold_pct"]),

@@ -92,6 +92,9 @@ class PreconditionsBody(_Body):
 
 class PolicyBody(_Body):
     dwell_s: float = _DEFAULTS["dwell_s"]  # type: ignore[assignment]
+    first_dwell_s: float | None = Field(
+        default=None, description="The first wave's dwell (default: dwell_s)."
+    )
     max_concurrent: int = _DEFAULTS["max_concurrent"]  # type: ignore[assignment]
     install_timeout_s: float = _DEFAULTS["install_timeout_s"]  # type: ignore[assignment]
     error_threshold_pct: float = _DEFAULTS["error_threshold_pct"]  # type: ignore[assignment]
@@ -127,7 +130,9 @@ class TokenBody(_Body):
 
 def _policy(body: PolicyBody) -> RolloutPolicy:
     data = body.model_dump()
-    for number in ("dwell_s", "install_timeout_s"):
+    if data.get("first_dwell_s") is None:
+        data.pop("first_dwell_s", None)
+    for number in ("dwell_s", "install_timeout_s", *(("first_dwell_s",) if "first_dwell_s" in data else ())):
         if not 0 <= data[number] <= 365 * 86400:
             raise InputError(f"{number} must be between 0 and a year")
     if data["preconditions"]["max_state_age_s"] < 0 or data["preconditions"]["max_state_age_s"] > 365 * 86400:

@@ -9,7 +9,11 @@ per vehicle, the KPIs it sent:
   climate zones by the stratified wave assignment), over the same calendar window: from the
   first update of the campaign until now;
 - each vehicle's stratum: its climate zone, so a fault that shows only in the cold is
-  compared cold against cold (see `domain/health.py`).
+  compared cold against cold (see `domain/health.py`);
+- each vehicle's baseline: the same KPI over the `BASELINE` before the campaign's first update
+  (one calendar window for both cohorts, all on the old firmware), so the gate compares each
+  van's change rather than vans on different routes (CUPED-style; a van without a baseline
+  leaves the KPI unadjusted, and the verdict says so).
 
 A vehicle's value for a continuous KPI is its mean over the window (the maximum for a
 temperature, which a hard limit judges); rates and counts are summed (charge sessions
@@ -25,11 +29,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from evota.domain import health as gate
-from evota.domain.planner import DeviceStatus, Health
+from evota.domain.planner import Health
 from evota.server.store.models import (
     CampaignRow,
     CampaignVehicleRow,
@@ -48,6 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_INTERVAL = dt.timedelta(hours=6)
+BASELINE = dt.timedelta(days=3)
 # The KPIs whose per-vehicle value is the maximum over the window, not the mean.
 _MAXIMA = frozenset({"max_temp_c"})
 _SUMMED = frozenset({"charge_started", "charge_completed", "fault_codes", "distance_km"})
@@ -63,6 +68,7 @@ class VehicleKpis:
     days: float  # the window's length: exposure for counts
     values: Mapping[str, float]  # mean (or max / sum, see above) per KPI
     samples: int
+    baseline: Mapping[str, float] = dataclasses.field(default_factory=dict)  # continuous KPIs
 
 
 def gate_config(campaign: CampaignRow) -> tuple[gate.GateConfig, dt.timedelta] | None:
@@ -75,9 +81,16 @@ def gate_config(campaign: CampaignRow) -> tuple[gate.GateConfig, dt.timedelta] |
 
 
 def gather(session: Session, campaign: CampaignRow, now: dt.datetime) -> list[VehicleKpis]:
-    """Each cohort's per-vehicle KPI aggregates for the campaign's running wave."""
+    """Each cohort's per-vehicle KPI aggregates as of `now`.
+
+    Membership is by time, not by today's status, so a past look can be replayed exactly
+    (after a rollback, say): updated are the vehicles that ran the release at `now` (updated
+    before it, not yet sent back), controls those not offered it by then.
+    """
     cv, t, v = CampaignVehicleRow, TelemetryRow, VehicleRow
-    start = session.scalar(select(func.min(cv.updated_since)).where(cv.campaign_id == campaign.id))
+    start = session.scalar(
+        select(func.min(cv.updated_since)).where(cv.campaign_id == campaign.id, cv.updated_since <= now)
+    )
     if start is None:
         return []  # nobody runs the release yet
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -98,9 +111,10 @@ def gather(session: Session, campaign: CampaignRow, now: dt.datetime) -> list[Ve
         .join(t, t.vehicle_id == v.id)
         .where(
             cv.campaign_id == campaign.id,
-            cv.status == DeviceStatus.UPDATED.value,
-            cv.updated_since.is_not(None),
+            cv.updated_since <= now,
+            or_(cv.rolled_back_at.is_(None), cv.rolled_back_at > now),
             t.at >= cv.updated_since,
+            t.at <= now,
         )
         .group_by(v.vin, v.climate_zone, cv.updated_since, t.kpi)
     ).all()
@@ -111,13 +125,27 @@ def gather(session: Session, campaign: CampaignRow, now: dt.datetime) -> list[Ve
         .join(t, t.vehicle_id == v.id)
         .where(
             cv.campaign_id == campaign.id,
-            cv.status.in_([DeviceStatus.PENDING.value, DeviceStatus.HELD.value]),
-            cv.offered_at.is_(None),
+            or_(cv.offered_at.is_(None), cv.offered_at > now),
             t.at >= start,
+            t.at <= now,
         )
         .group_by(v.vin, v.climate_zone, cv.updated_since, t.kpi)
     ).all()
     collect(control, "control")
+    before: dict[str, dict[str, float]] = {}
+    for vin, kpi, mean, peak in session.execute(
+        select(v.vin, t.kpi, func.avg(t.value), func.max(t.value))
+        .join(cv, cv.vehicle_id == v.id)
+        .join(t, t.vehicle_id == v.id)
+        .where(
+            cv.campaign_id == campaign.id,
+            t.at >= start - BASELINE,
+            t.at < start,
+            t.kpi.not_in(sorted(_SUMMED)),
+        )
+        .group_by(v.vin, t.kpi)
+    ):
+        before.setdefault(vin, {})[kpi] = peak if kpi in _MAXIMA else mean
     return [
         VehicleKpis(
             vin,
@@ -126,6 +154,7 @@ def gather(session: Session, campaign: CampaignRow, now: dt.datetime) -> list[Ve
             max((now - e["since"]).total_seconds() / 86400, 1 / 24),
             e["values"],
             int(e["samples"]),
+            before.get(vin, {}),
         )
         for (vin, cohort), e in sorted(out.items())
     ]
@@ -141,14 +170,22 @@ def observations(config: gate.GateConfig, vehicles: Sequence[VehicleKpis]) -> li
             if spec.kind is gate.KpiKind.RATE and spec.name == "charge_success":
                 started = k.values.get("charge_started")
                 if started:
-                    values[spec.name] = (float(k.values.get("charge_completed", 0.0)), float(started))
+                    # A session begun before the window and ended in it counts as completed
+                    # without having started: capped, for both cohorts alike.
+                    completed = min(float(k.values.get("charge_completed", 0.0)), float(started))
+                    values[spec.name] = (completed, float(started))
             elif spec.name not in k.values:
                 continue
             elif spec.kind is gate.KpiKind.COUNT:
                 values[spec.name] = (float(k.values[spec.name]), k.days)
             else:
                 values[spec.name] = float(k.values[spec.name])
-        out.append(gate.Observation(k.vin, gate.Cohort(k.cohort), k.stratum, values))
+        baseline = {
+            s.name: float(k.baseline[s.name])
+            for s in config.kpis
+            if s.kind is gate.KpiKind.CONTINUOUS and s.name in k.baseline
+        }
+        out.append(gate.Observation(k.vin, gate.Cohort(k.cohort), k.stratum, values, baseline))
     return out
 
 
@@ -161,17 +198,34 @@ def judge_campaign(
         return None
     config, interval = configured
     last = session.execute(
-        select(HealthVerdictRow.at, HealthVerdictRow.look, HealthVerdictRow.wave)
+        select(HealthVerdictRow.at, HealthVerdictRow.look, HealthVerdictRow.wave, HealthVerdictRow.evidence)
         .where(HealthVerdictRow.campaign_id == campaign.id)
         .order_by(HealthVerdictRow.id.desc())
         .limit(1)
     ).one_or_none()
     if last is not None and last.wave == campaign.current_wave and now - last.at < interval:
         return None
-    look = (last.look + 1) if last is not None else 1
+    # A look spends error budget: none on the same data twice, nor before anyone is updated.
+    newest = session.scalar(select(func.max(TelemetryRow.id))) or 0
+    if last is not None and last.wave == campaign.current_wave and newest <= _seen(last.evidence):
+        return None
     vehicles = gather(session, campaign, now)
+    if not any(k.cohort == "updated" for k in vehicles):
+        return None
+    look = (last.look + 1) if last is not None else 1
     verdict = gate.judge(config, observations(config, vehicles), look=look)
-    return verdict, look
+    return dataclasses.replace(verdict, notes=(*verdict.notes, f"{_SEEN}{newest}")), look
+
+
+_SEEN = "telemetry through row "
+
+
+def _seen(evidence: Any) -> int:
+    """The newest telemetry row a stored look had seen (0 if it does not say)."""
+    for note in evidence.get("notes", []) if isinstance(evidence, dict) else []:
+        if isinstance(note, str) and note.startswith(_SEEN):
+            return int(note.removeprefix(_SEEN))
+    return 0
 
 
 def store_verdict(

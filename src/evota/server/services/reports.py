@@ -361,7 +361,7 @@ def campaign_report(db: Database, name: str, *, now: dt.datetime) -> CampaignRep
         if db.engine.dialect.name == "postgresql":  # one snapshot for every query below
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         campaign = load_campaign(session, name)
-        dwell = policy_from_dict(campaign.policy).dwell
+        dwell = policy_from_dict(campaign.policy).dwell_of(campaign.current_wave)
         waves = [_Wave() for _ in campaign.waves]
         overall = _Wave()
         _count_statuses(session, campaign, now, waves, overall)
