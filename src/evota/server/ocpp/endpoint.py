@@ -26,6 +26,7 @@ from evota.errors import InputError
 from evota.security.errors import AuthenticationError
 from evota.server.ocpp.auth import basic_credentials
 from evota.server.ocpp.connection import ConnectionClosedError, StarletteConnection
+from evota.server.ocpp.firmware import FirmwareDispatcher, session_base_url
 from evota.server.ocpp.hub import ChargerHub
 from evota.server.ocpp.rpc import CsmsChargePoint, CsmsContext
 from evota.server.ocpp.v16 import Csms16
@@ -40,7 +41,7 @@ log = logging.getLogger("evota.ocpp")
 _SESSIONS: dict[Protocol, type[CsmsChargePoint]] = {Protocol.V16: Csms16, Protocol.V201: Csms201}
 
 
-def ocpp_router(ctx: CsmsContext, hub: ChargerHub) -> APIRouter:
+def ocpp_router(ctx: CsmsContext, hub: ChargerHub, dispatcher: FirmwareDispatcher | None = None) -> APIRouter:
     router = APIRouter()
 
     @router.websocket("/ocpp/{charge_point_id}")
@@ -67,12 +68,16 @@ def ocpp_router(ctx: CsmsContext, hub: ChargerHub) -> APIRouter:
             return
         await websocket.accept(subprotocol=protocol.subprotocol)
         session = _SESSIONS[protocol](charge_point_id, StarletteConnection(websocket), ctx)
-        await run_session(session, hub, ctx)
+        if not session.base_url:
+            session.base_url = session_base_url(str(websocket.url))
+        await run_session(session, hub, ctx, dispatcher)
 
     return router
 
 
-async def run_session(session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContext) -> None:
+async def run_session(
+    session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContext, dispatcher: FirmwareDispatcher | None = None
+) -> None:
     """Serve one charger's connection until it closes."""
     cpid = session.charge_point_id
     old = hub.attach(session)
@@ -88,6 +93,8 @@ async def run_session(session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContex
         now=ctx.clock.now(),
     )
     log.info("%s connected (OCPP %s)", cpid, session.protocol.value)
+    if dispatcher is not None:
+        dispatcher.connected(session)
     try:
         await session.start()
     except ConnectionClosedError as e:

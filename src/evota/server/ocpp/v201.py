@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action, AuthorizationStatusEnumType, RegistrationStatusEnumType
 
@@ -61,6 +61,11 @@ class Csms201(CsmsChargePoint, ChargePoint):
             interval=self.ctx.heartbeat_interval_s,
             status=RegistrationStatusEnumType.accepted,
         )
+
+    @after(Action.boot_notification)
+    async def after_boot_notification(self, charging_station: dict[str, Any], **kwargs: Any) -> None:
+        # After the answer is sent: a request this queues must not reach the charger first.
+        await self.booted_on(charging_station.get("firmware_version"))
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs: Any) -> call_result.Heartbeat:
@@ -146,3 +151,10 @@ class Csms201(CsmsChargePoint, ChargePoint):
             csms.record_security_event, self.db, self.charge_point_id, event=type, now=self.ctx.clock.now()
         )
         return call_result.SecurityEventNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(
+        self, status: str, request_id: int | None = None, **kwargs: Any
+    ) -> call_result.FirmwareStatusNotification:
+        await self.firmware_status(status, request_id)
+        return call_result.FirmwareStatusNotification()

@@ -464,8 +464,9 @@ class Leadership:
     again. SQLite: one process per home, always the leader.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: int = _LEADER_LOCK) -> None:
         self.db = db
+        self.key = key  # one lock per controller (vehicles; chargers have their own)
         self._connection: Connection | None = None
         self._backend_pid: int | None = None
 
@@ -484,9 +485,7 @@ class Leadership:
                 self.release()
                 return False
             connection = self.db.engine.connect()
-            won = bool(
-                connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar()
-            )
+            won = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
             pid = connection.execute(text("SELECT pg_backend_pid()")).scalar()
             connection.commit()
             if won:
@@ -503,7 +502,7 @@ class Leadership:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             with contextlib.suppress(DBAPIError):  # if the connection is gone, so is the lock
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
             # Invalidate rather than return it to the pool: a pooled session would keep the lock.
             connection.invalidate()
             connection.close()

@@ -1,0 +1,179 @@
+"""A CSMS with a firmware signing key and images, and simulated chargers to run against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+
+from evota.clock import SimClock
+from evota.deployment import Deployment
+from evota.domain.chargers import Protocol
+from evota.domain.firmware import FirmwareTimeouts
+from evota.security.firmware_signing import FirmwarePki
+from evota.server.app import create_app
+from evota.server.ocpp.rpc import CsmsContext
+from evota.server.runner import serve_in_thread
+from evota.server.services.chargers import add_charger
+from evota.server.services.firmware import FirmwareView, add_firmware
+from evota.server.services.firmware_requests import timeouts_resolver
+from evota.server.store.charger_models import ChargerRow, FirmwareRequestRow, FirmwareStepRow
+from evota.server.store.db import Database
+from evota.sim.charger import REGRESSION_MARKER, Fault, SimCharger, SimConfig
+
+FAST = FirmwareTimeouts(silence=__import__("datetime").timedelta(minutes=10))
+
+
+@dataclasses.dataclass
+class FirmwareCsms:
+    url: str  # ws://127.0.0.1:PORT/ocpp
+    dep: Deployment
+    db: Database
+    clock: SimClock
+    pki: FirmwarePki
+    root_pem: bytes
+    images: dict[str, FirmwareView]
+    folder: Path
+    passwords: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def add_chargers(
+        self, ids: list[str], *, site: str = "berlin-north", plain: bool = False, **kw: Any
+    ) -> None:
+        for cpid in ids:
+            self.passwords[cpid] = add_charger(
+                self.db,
+                charge_point_id=cpid,
+                site=site,
+                time_zone="Europe/Berlin",
+                signed_updates=not plain,
+                actor="alice",
+                now=self.clock.now(),
+                **kw,
+            )
+
+    def publish(self, version: str, *, regress: bool = False, model: str = "AC22") -> FirmwareView:
+        body = f"evota-sim:version={version}\n".encode() + (REGRESSION_MARKER + b"\n" if regress else b"")
+        path = self.folder / f"ac22-{version}.bin"
+        path.write_bytes(body + bytes(range(256)) * 16)
+        view = add_firmware(
+            self.db,
+            self.pki,
+            self.dep.home.path,
+            path=path,
+            vendor="Acme",
+            model=model,
+            version=version,
+            actor="alice",
+            now=self.clock.now(),
+        )
+        self.images[version] = view
+        return view
+
+    def sim(
+        self, cpid: str, protocol: Protocol = Protocol.V201, *, faults: tuple[Fault, ...] = (), **kw: Any
+    ) -> SimCharger:
+        settings: dict[str, Any] = {
+            "reboot_s": 0.05,
+            "reconnect_s": 0.1,
+            "step_s": 0.01,
+            "session_every_s": None,
+            "session_s": 0.02,
+            **kw,
+        }
+        config = SimConfig(
+            charge_point_id=cpid,
+            csms_url=self.url,
+            password=self.passwords[cpid],
+            protocol=protocol,
+            root_certificate=self.root_pem,
+            faults=frozenset(faults),
+            **settings,
+        )
+        return SimCharger(config)
+
+    # ---- reading what the CSMS stored -------------------------------------------------------------
+    def requests(self, cpid: str) -> list[tuple[str, str, str | None]]:
+        """(message, state, reason) of the charger's requests, oldest first."""
+        with self.db.sessions() as s:
+            return [
+                (r.message, r.state, r.reason)
+                for r in s.scalars(
+                    select(FirmwareRequestRow)
+                    .join(ChargerRow, ChargerRow.id == FirmwareRequestRow.charger_id)
+                    .where(ChargerRow.charge_point_id == cpid)
+                    .order_by(FirmwareRequestRow.id)
+                )
+            ]
+
+    def steps(self, cpid: str) -> list[str]:
+        with self.db.sessions() as s:
+            return list(
+                s.scalars(
+                    select(FirmwareStepRow.status)
+                    .join(ChargerRow, ChargerRow.id == FirmwareStepRow.charger_id)
+                    .where(ChargerRow.charge_point_id == cpid, FirmwareStepRow.source != "csms")
+                    .order_by(FirmwareStepRow.id)
+                )
+            )
+
+
+@pytest.fixture
+def fw_csms(dep: Deployment, db: Database, clock: SimClock, tmp_path: Path) -> Iterator[FirmwareCsms]:
+    pki = FirmwarePki(dep.home.path, dep.keys)
+    root = pki.init(now=clock.now())
+    folder = tmp_path / "images"
+    folder.mkdir()
+    ctx = CsmsContext(
+        db, clock, timeouts=timeouts_resolver(db, FAST), reconcile_after_s=0.3, call_timeout_s=5
+    )
+    app = create_app(
+        dep,
+        db,
+        refresh_interval_s=None,
+        tick_interval_s=None,
+        charger_interval_s=0.05,
+        charger_decisions=True,
+        csms=ctx,
+    )
+    with serve_in_thread(app) as url:
+        yield FirmwareCsms(
+            url.replace("http://", "ws://") + "/ocpp",
+            dep,
+            db,
+            clock,
+            pki,
+            root.public_bytes(serialization.Encoding.PEM),
+            {},
+            folder,
+        )
+
+
+@contextlib.asynccontextmanager
+async def running(*sims: SimCharger) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(s.run(stop)) for s in sims]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def run(coro: Any, timeout: float = 60) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
