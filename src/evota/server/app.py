@@ -283,7 +283,7 @@ def _csms_context(dep: Deployment, db: Database) -> CsmsContext:
 
 def _charger_decisions(ctx: CsmsContext) -> Any:
     """The leader's share of a charger round: time out silent requests, plan the campaigns."""
-    from evota.server.services import firmware_requests
+    from evota.server.services import charger_controller, firmware_requests
     from evota.server.services.controller import Leadership
 
     leadership = Leadership(ctx.db, key=_CHARGER_LEADER_LOCK)
@@ -291,6 +291,9 @@ def _charger_decisions(ctx: CsmsContext) -> Any:
     def decide() -> None:
         if leadership.is_leader():
             firmware_requests.sweep(ctx.db, timeouts=ctx.timeouts, now=ctx.clock.now())
+            report = charger_controller.tick(ctx.db, ctx.clock.now())
+            if report.advanced or report.halted or report.completed:
+                log.info("charger controller tick: %s", report)
 
     return decide
 

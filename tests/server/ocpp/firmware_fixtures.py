@@ -139,7 +139,7 @@ def fw_csms(dep: Deployment, db: Database, clock: SimClock, tmp_path: Path) -> I
         db,
         refresh_interval_s=None,
         tick_interval_s=None,
-        charger_interval_s=0.05,
+        charger_interval_s=0.2,
         charger_decisions=True,
         csms=ctx,
     )
@@ -177,3 +177,42 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str 
 
 def run(coro: Any, timeout: float = 60) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def start_campaign(
+    csms: FirmwareCsms,
+    name: str,
+    version: str,
+    *,
+    waves: tuple[float, ...] = (100.0,),
+    selector: Any = None,
+    **policy: Any,
+) -> None:
+    """Create (alice), approve (bob) and start a charger campaign to `version`."""
+    from evota.domain.campaign import CampaignEvent
+    from evota.domain.charger_campaign import ChargerPolicy
+    from evota.server.services import charger_campaigns as cc
+
+    settings: dict[str, Any] = {"dwell": __import__("datetime").timedelta(0), **policy}
+    cc.create_campaign(
+        csms.db,
+        csms.dep.home.path,
+        csms.root_pem,
+        name=name,
+        vendor="Acme",
+        model="AC22",
+        version=version,
+        selector=selector or cc.ChargerSelector(),
+        waves=waves,
+        policy=ChargerPolicy(**settings),
+        created_by="alice",
+        now=csms.clock.now(),
+    )
+    cc.move_campaign(csms.db, name, CampaignEvent.APPROVE, actor="bob", now=csms.clock.now())
+    cc.move_campaign(csms.db, name, CampaignEvent.START, actor="alice", now=csms.clock.now())
+
+
+def campaign_state(csms: FirmwareCsms, name: str) -> str:
+    from evota.server.services.charger_campaigns import campaign_summary
+
+    return campaign_summary(csms.db, name).state

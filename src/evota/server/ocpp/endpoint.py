@@ -32,7 +32,7 @@ from evota.server.ocpp.rpc import CsmsChargePoint, CsmsContext
 from evota.server.ocpp.v16 import Csms16
 from evota.server.ocpp.v201 import Csms201
 from evota.server.services import csms
-from evota.server.services.chargers import authenticate_charger
+from evota.server.services.chargers import VerifiedPasswords, authenticate_charger
 
 __all__ = ["ocpp_router"]
 
@@ -43,13 +43,16 @@ _SESSIONS: dict[Protocol, type[CsmsChargePoint]] = {Protocol.V16: Csms16, Protoc
 
 def ocpp_router(ctx: CsmsContext, hub: ChargerHub, dispatcher: FirmwareDispatcher | None = None) -> APIRouter:
     router = APIRouter()
+    verified = VerifiedPasswords()
 
     @router.websocket("/ocpp/{charge_point_id}")
     async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         try:
             validate_charge_point_id(charge_point_id)
             password = basic_credentials(websocket.headers.get("authorization"), charge_point_id)
-            await asyncio.to_thread(authenticate_charger, ctx.db, charge_point_id, password)
+            await asyncio.to_thread(
+                authenticate_charger, ctx.db, charge_point_id, password, verified=verified
+            )
         except (InputError, AuthenticationError) as e:
             log.warning("refused a charger connection to /ocpp/%s: %s", charge_point_id[:48], e)
             await websocket.send_denial_response(

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import urllib.parse
 from collections.abc import Callable
 
@@ -155,13 +157,17 @@ async def charger_loop(
     interval: float,
     decide: Callable[[], object] | None,
 ) -> None:
-    """Every `interval` (or when woken): run `decide` in a worker thread if given (timeouts and
-    campaign planning, by the leader), then send what is queued for chargers connected here."""
+    """Send what is queued for chargers connected here when woken (a boot, a status, a
+    connection) and every `interval`; and every `interval`, first run `decide` in a worker
+    thread if given (timeouts and campaign planning, by the leader). A busy fleet wakes the
+    loop often; deciding stays at its pace."""
     ctx = dispatcher.ctx
+    last = -math.inf
     try:
         while True:
             try:
-                if decide is not None:
+                if decide is not None and time.monotonic() - last >= interval:
+                    last = time.monotonic()
                     await asyncio.to_thread(decide)
                 await dispatcher.dispatch()
             except Exception:  # the loop must outlive a bad round; the next one starts from the DB
