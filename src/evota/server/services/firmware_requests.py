@@ -353,9 +353,9 @@ def record_status(
                     now,
                 )
             return
-        why = f"{status.value}" + (
-            f" after {row.download_failures} tries" if status is FirmwareStatus.DOWNLOAD_FAILED else ""
-        )
+        why = status.value
+        if status is FirmwareStatus.DOWNLOAD_FAILED:
+            why += f" after {max(row.download_failures, tries)} of {row.retries} tries"
         _move(session, row, event, now, reason=why)
 
 
