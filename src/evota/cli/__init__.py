@@ -17,6 +17,7 @@ from evota.cli.demo_cmd import demo
 from evota.cli.director_cmds import director_app
 from evota.cli.fleet_cmds import fleet_app
 from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
+from evota.cli.sim_cmds import sim_app
 from evota.cli.user_cmds import user_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(agent_app, name="agent")
+app.add_typer(sim_app, name="sim")
 app.command("demo")(demo)
 
 

@@ -58,6 +58,7 @@ from evota.server.store.db import Database
 __all__ = [
     "Order",
     "active_request",
+    "charger_history",
     "claim",
     "pending_requests",
     "queue_request",
@@ -472,3 +473,45 @@ def timeouts_resolver(db: Database, default: FirmwareTimeouts) -> TimeoutsOf:
         return cache[campaign_id]
 
     return resolve
+
+
+def charger_history(
+    db: Database, charge_point_id: str
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """A charger's requests (newest first) and its steps (oldest first), as JSON-ready rows."""
+    with db.sessions() as session:
+        charger = load_charger(session, charge_point_id)
+        requests: list[dict[str, object]] = [
+            {
+                "id": r.id,
+                "version": version,
+                "purpose": r.purpose,
+                "message": r.message,
+                "attempt": r.attempt,
+                "state": r.state,
+                "response": r.response,
+                "reason": r.reason,
+                "created_at": r.created_at.isoformat(),
+                "campaign_id": r.campaign_id,
+            }
+            for r, version in session.execute(
+                select(FirmwareRequestRow, ChargerFirmwareRow.version)
+                .join(ChargerFirmwareRow, ChargerFirmwareRow.id == FirmwareRequestRow.firmware_id)
+                .where(FirmwareRequestRow.charger_id == charger.id)
+                .order_by(FirmwareRequestRow.id.desc())
+            )
+        ]
+        steps: list[dict[str, object]] = [
+            {
+                "request_id": s.request_id,
+                "status": s.status,
+                "source": s.source,
+                "at": s.received_at.isoformat(),
+            }
+            for s in session.scalars(
+                select(FirmwareStepRow)
+                .where(FirmwareStepRow.charger_id == charger.id)
+                .order_by(FirmwareStepRow.id)
+            )
+        ]
+    return requests, steps
