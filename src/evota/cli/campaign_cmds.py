@@ -111,6 +111,13 @@ def create(
         typer.Option(help="Maintenance window in local time, HH:MM-HH:MM[/0,1,2…] (0 = Monday); repeatable."),
     ] = None,
     consent: Annotated[bool, typer.Option("--consent", help="Require the user's consent.")] = False,
+    requires_charger: Annotated[
+        str | None,
+        typer.Option(
+            help="A charger capability the release needs, e.g. iso15118-20-bidirectional: vehicles "
+            "whose depot chargers are not all certified for it are held."
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -140,6 +147,7 @@ def create(
             min_soc_pct=min_soc, plugged_in=plugged_in, charging=charging, consent_required=consent
         ),
         windows=tuple(_window(w) for w in window or ()),
+        charger_capability=requires_charger,
     )
     summary = _with_db(
         home,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from evota.cli.charger_campaign_cmds import campaign_app
+from evota.cli.charger_cert_cmds import cert_app
 from evota.cli.charger_firmware_cmds import firmware_app
 from evota.cli.common import (
     DEFAULT_HOME,
@@ -29,6 +30,7 @@ charger_app = typer.Typer(
 )
 charger_app.add_typer(firmware_app, name="firmware")
 charger_app.add_typer(campaign_app, name="campaign")
+charger_app.add_typer(cert_app, name="cert")
 
 ByOpt = Annotated[str, typer.Option("--by", envvar="EVOTA_USER", help="Who acts (for the audit log).")]
 

@@ -160,10 +160,12 @@ def create_app(
     app = FastAPI(title="evota", version=__version__, lifespan=lifespan)
     app.include_router(repo_router(dep), responses=REPO_ERRORS)
     if db is not None:
+        from evota.server.charger_api import charger_router
         from evota.server.device_api import device_router
         from evota.server.operator_api import operator_router
 
         app.include_router(operator_router(dep, db), responses=API_ERRORS)
+        app.include_router(charger_router(dep, db), responses=API_ERRORS)
         app.include_router(device_router(dep, db), responses=API_ERRORS)
         from evota.server.firmware_routes import firmware_router
 

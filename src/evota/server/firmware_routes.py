@@ -8,11 +8,10 @@ station may resume a download), by Starlette's file response.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from evota.deployment import Deployment
-from evota.errors import NotFoundError
 from evota.server.services.firmware import firmware_file
 
 __all__ = ["firmware_router"]
@@ -25,7 +24,7 @@ def firmware_router(dep: Deployment) -> APIRouter:
     def download(sha256: str, name: str) -> FileResponse:
         path = firmware_file(dep.home.path, sha256, name)
         if path is None:
-            raise NotFoundError(f"no charger firmware {sha256[:16]}…/{name[:64]}")
+            raise HTTPException(status_code=404, detail="no such charger firmware")
         return FileResponse(path, media_type="application/octet-stream", filename=name)
 
     return router

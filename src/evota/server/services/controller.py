@@ -56,6 +56,7 @@ from evota.errors import EvotaError
 from evota.security.director import Director
 from evota.security.image_repo import ImageRepository
 from evota.server.services.audit import record
+from evota.server.services.certifications import depot_reasons
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow
 
@@ -149,6 +150,7 @@ def _load_view(
             VehicleRow.id,
             VehicleRow.vin,
             VehicleRow.time_zone,
+            VehicleRow.depot,
             VehicleRow.soc,
             VehicleRow.soh,
             VehicleRow.charging,
@@ -192,6 +194,9 @@ def _load_view(
         [r.id for r in rows if r.status in undecided],
         release,
     )
+    policy = policy_from_dict(campaign.policy)
+    if policy.charger_capability:
+        _charger_holds(session, policy.charger_capability, [r for r in rows if r.status in undecided], holds)
     devices = []
     stored: dict[str, tuple[int, list[str] | None]] = {}
     for r in rows:
@@ -213,7 +218,7 @@ def _load_view(
         )
     view = CampaignView(
         state=CampaignState(campaign.state),
-        policy=policy_from_dict(campaign.policy),
+        policy=policy,
         wave=campaign.current_wave,
         waves=len(campaign.waves),
         wave_started_at=campaign.wave_started_at or campaign.updated_at,
@@ -282,6 +287,16 @@ def _hold_reasons(
         if (reason := judged[key]) is not None:
             out[vid] = reason.removeprefix("incompatible (").removesuffix(")")
     return out
+
+
+def _charger_holds(session: Session, capability: str, rows: Sequence[Any], holds: dict[int, str]) -> None:
+    """Add, for each undecided vehicle whose depot chargers are not all certified for the
+    release's charger capability, that reason to its holds (`domain/charger_compat.py`)."""
+    depots = {r.id: r.depot for r in rows}
+    reasons = depot_reasons(session, capability, depots.values())
+    for vid, depot in depots.items():
+        if (reason := reasons[depot]) is not None:
+            holds[vid] = f"{holds[vid]}; {reason}" if vid in holds else reason
 
 
 def _apply(
