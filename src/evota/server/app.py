@@ -280,7 +280,9 @@ def _csms_context(dep: Deployment, db: Database) -> CsmsContext:
     from evota.domain.firmware import FirmwareTimeouts
     from evota.server.services.firmware_requests import timeouts_resolver
 
-    return CsmsContext(db, dep.clock, timeouts=timeouts_resolver(db, FirmwareTimeouts()))
+    return CsmsContext(
+        db, dep.clock, timeouts=timeouts_resolver(db, FirmwareTimeouts()), public_url=dep.settings.public_url
+    )
 
 
 def _charger_decisions(ctx: CsmsContext) -> Any:

@@ -275,3 +275,36 @@ def test_a_silent_charger_times_out_and_gets_the_update_when_it_returns(fw_csms:
     run(go())
     (_, state, reason), (_, second, _) = csms.requests("CP1")
     assert (state, reason, second) == ("interrupted", "silent for 10 min while downloading", "installed")
+
+
+def test_odd_firmware_messages_get_callerrors_or_acks_and_nothing_breaks(fw_csms: FirmwareCsms) -> None:
+    """Schema-invalid firmware statuses get the version's CALLERROR; a status for a request
+    evota never sent, a 1.6 message on a 2.0.1 connection, a result nobody asked for: each is
+    answered (or ignored) and the session goes on."""
+    from .conftest import BOOT, RawCharger, basic
+
+    csms = fw_csms
+    csms.add_chargers(["CP1"])
+
+    async def go() -> None:
+        from websockets.asyncio.client import connect
+
+        headers = {"Authorization": basic("CP1", csms.passwords["CP1"])}
+        async with connect(f"{csms.url}/CP1", subprotocols=["ocpp2.0.1"], additional_headers=headers) as ws:  # type: ignore[list-item]
+            cp = RawCharger(ws)
+            before = await cp.call("FirmwareStatusNotification", {"status": "Installed", "requestId": 1})
+            assert before[0] == 4 and before[2] == "SecurityError"  # nothing before the boot
+            await cp.call("BootNotification", BOOT["ocpp2.0.1"])
+            bad = await cp.call("FirmwareStatusNotification", {"status": "Exploded", "requestId": 1})
+            assert bad[0] == 4 and bad[2] == "FormatViolation", bad
+            missing = await cp.call("FirmwareStatusNotification", {"requestId": 1})
+            assert missing[0] == 4 and missing[2] == "ProtocolError", missing
+            other = await cp.call("SignedFirmwareStatusNotification", {"status": "Installed", "requestId": 1})
+            assert other[0] == 4 and other[2] == "NotSupported"  # a 1.6 message on 2.0.1
+            unknown = await cp.call("FirmwareStatusNotification", {"status": "Installed", "requestId": 777})
+            assert unknown == [3, unknown[1], {}]  # acknowledged, stored, ignored
+            await cp.send_frame([3, "nobody-asked", {"status": "Accepted"}])
+            assert (await cp.call("Heartbeat", {}))[0] == 3
+
+    run(go())
+    assert csms.steps("CP1") == ["Installed"]  # the unknown request's status, kept as a step
