@@ -113,4 +113,4 @@ def compare_sessions(updated: Tally, control: Tally, gate: SessionGate) -> Valid
         return Validation(
             Verdict.ROLLBACK, updated, control, p, f"session regression: {comparison} < {gate.alpha:g}"
         )
-    return Validation(Verdict.PROCEED, updated, control, p, f"sessions hold: {comparison}")
+    return Validation(Verdict.PROCEED, updated, control, p, f"no session regression: {comparison}")
