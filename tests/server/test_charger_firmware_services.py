@@ -1,10 +1,14 @@
-"""Firmware requests and charger campaigns as services, on SQLite and PostgreSQL, without
-websockets: the events the CSMS would feed them, in the orders stations send them."""
+"""Firmware requests and charger campaigns as services, without websockets: the events the
+CSMS would feed them, in the orders stations send them. The ones that take row locks (claims,
+superseding, sweeps, campaign ticks) run on SQLite and PostgreSQL; the table's readings on
+SQLite only (`SQLITE_ONLY`), since the SQL is the same and each PostgreSQL database costs
+a second to make."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +37,10 @@ from evota.server.store.charger_models import (
 )
 from evota.server.store.db import Database
 
+from .ocpp.firmware_fixtures import cheap_passwords
+
 S = FirmwareStatus
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 LIMITS = FirmwareTimeouts(silence=dt.timedelta(minutes=10), max_attempts=2)
 
 
@@ -49,6 +56,12 @@ class Home:
     pki: FirmwarePki
     root: bytes
     images: dict[str, FirmwareView]
+
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords() -> Iterator[None]:
+    with cheap_passwords():
+        yield
 
 
 @pytest.fixture
@@ -125,6 +138,7 @@ def test_a_newer_request_supersedes_the_open_one_and_a_claim_is_taken_once(home:
     assert [s for s, _, _ in states(home.db)] == ["canceled", "sending"]
 
 
+@SQLITE_ONLY
 def test_statuses_for_unknown_or_finished_requests_are_stored_and_ignored(home: Home) -> None:
     rid = sent(home)
     status(home, S.INSTALLATION_FAILED, rid)
@@ -142,6 +156,7 @@ def test_statuses_for_unknown_or_finished_requests_are_stored_and_ignored(home: 
     ]
 
 
+@SQLITE_ONLY
 def test_download_failed_is_final_once_the_tries_are_spent_either_way_a_station_reports_them(
     home: Home,
 ) -> None:
@@ -157,6 +172,7 @@ def test_download_failed_is_final_once_the_tries_are_spent_either_way_a_station_
     assert states(home.db, "CP2")[-1] == ("failed", 1, "DownloadFailed after 2 of 2 tries")
 
 
+@SQLITE_ONLY
 def test_idle_while_active_and_a_reboot_on_the_old_version_are_new_attempts_until_they_run_out(
     home: Home,
 ) -> None:
@@ -178,6 +194,7 @@ def states_ids(db: Database) -> list[int]:
         return list(s.scalars(select(FirmwareRequestRow.id).order_by(FirmwareRequestRow.id)))
 
 
+@SQLITE_ONLY
 def test_a_boot_on_the_target_is_success_even_without_installed(home: Home) -> None:
     rid = sent(home)
     status(home, S.INSTALL_REBOOTING, rid)
@@ -200,6 +217,7 @@ def test_silence_times_out_active_requests_never_queued_ones(home: Home) -> None
     assert states(home.db, "CP2") == [("queued", 1, None)]
 
 
+@SQLITE_ONLY
 def test_refusals_and_callerrors_are_typed_failures(home: Home) -> None:
     for cpid, answer, error, reason in (
         ("CP1", "InvalidCertificate", None, "the charger answered InvalidCertificate"),
@@ -261,6 +279,7 @@ def test_a_campaign_is_scoped_stratified_approved_by_someone_else_and_started(ho
         create(home, "c2", selector=cc.ChargerSelector(tags=("nobody",)))
 
 
+@SQLITE_ONLY
 def test_the_image_is_checked_before_a_campaign_is_stored(home: Home) -> None:
     long = ChargerPolicy(max_duration=dt.timedelta(days=90))  # the signing certificate lasts 60 days
     with pytest.raises(FirmwareCertificateError, match="expires"):
@@ -304,6 +323,7 @@ def test_a_charger_with_no_rollback_image_is_held_and_sent_once_there_is_one(
     assert charger_controller.tick(home.db, home.clock.now()).sent == 1
 
 
+@SQLITE_ONLY
 def test_a_campaign_policy_sets_its_requests_timeouts(home: Home) -> None:
     policy = ChargerPolicy(timeouts=FirmwareTimeouts(silence=dt.timedelta(minutes=3), max_attempts=5))
     create(home, policy=policy)

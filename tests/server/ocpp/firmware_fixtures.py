@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import time
@@ -12,10 +13,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from evota.clock import SimClock
-from evota.deployment import Deployment
+from evota.deployment import Deployment, init_home
 from evota.domain.chargers import Protocol
 from evota.domain.firmware import FirmwareTimeouts
 from evota.security.firmware_signing import FirmwarePki
@@ -26,7 +27,7 @@ from evota.server.services.chargers import add_charger
 from evota.server.services.firmware import FirmwareView, add_firmware
 from evota.server.services.firmware_requests import timeouts_resolver
 from evota.server.store.charger_models import ChargerRow, FirmwareRequestRow, FirmwareStepRow
-from evota.server.store.db import Database
+from evota.server.store.db import Database, open_database
 from evota.sim.charger import REGRESSION_MARKER, Fault, SimCharger, SimConfig
 
 FAST = FirmwareTimeouts(silence=__import__("datetime").timedelta(minutes=10))
@@ -47,8 +48,8 @@ class FirmwareCsms:
     def add_chargers(
         self, ids: list[str], *, site: str = "berlin-north", plain: bool = False, **kw: Any
     ) -> None:
-        for cpid in ids:
-            self.passwords[cpid] = add_charger(
+        def add(cpid: str) -> str:
+            return add_charger(
                 self.db,
                 charge_point_id=cpid,
                 site=site,
@@ -59,7 +60,13 @@ class FirmwareCsms:
                 **kw,
             )
 
+        # scrypt releases the GIL: the passwords are hashed on every core.
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            self.passwords.update(zip(ids, pool.map(add, ids), strict=True))
+
     def publish(self, version: str, *, regress: bool = False, model: str = "AC22") -> FirmwareView:
+        if version in self.images:  # a module's shared server has it already
+            return self.images[version]
         body = f"evota-sim:version={version}\n".encode() + (REGRESSION_MARKER + b"\n" if regress else b"")
         path = self.folder / f"ac22-{version}.bin"
         path.write_bytes(body + bytes(range(256)) * 16)
@@ -127,6 +134,53 @@ class FirmwareCsms:
 
 @pytest.fixture
 def fw_csms(dep: Deployment, db: Database, clock: SimClock, tmp_path: Path) -> Iterator[FirmwareCsms]:
+    """A fresh CSMS per test."""
+    yield from _serve(dep, db, clock, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_fw_csms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirmwareCsms]:
+    """One CSMS for a module's tests (`fw_csms_cleaned` empties its charger registry after each)."""
+    from tests.conftest import START
+
+    from .conftest import in_memory_sqlite
+
+    folder = tmp_path_factory.mktemp("csms")
+    clock = SimClock(START)
+    dep = init_home(folder / "home", clock)
+    with in_memory_sqlite(folder) as url:
+        db = open_database(url)
+        try:
+            yield from _serve(dep, db, clock, folder)
+        finally:
+            db.dispose()
+
+
+@pytest.fixture
+def fw_csms_cleaned(shared_fw_csms: FirmwareCsms) -> Iterator[FirmwareCsms]:
+    yield shared_fw_csms
+    with shared_fw_csms.db.sessions.begin() as s:
+        s.execute(delete(ChargerRow))  # their sessions, requests and steps go with them
+    shared_fw_csms.passwords.clear()
+
+
+@contextlib.contextmanager
+def cheap_passwords() -> Iterator[None]:
+    """Charger passwords hashed with scrypt at N = 2**10 instead of 2**14: fifty chargers'
+    hashes and checks would otherwise cost the tests ten CPU seconds. A stored hash carries its
+    own parameters, so checking is unchanged; `tests/server/ocpp/test_auth.py` and the
+    password tests run at the real cost."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("evota.security.passwords._N", 2**10)
+        yield
+
+
+def _serve(dep: Deployment, db: Database, clock: SimClock, tmp_path: Path) -> Iterator[FirmwareCsms]:
+    with cheap_passwords():
+        yield from _serve_app(dep, db, clock, tmp_path)
+
+
+def _serve_app(dep: Deployment, db: Database, clock: SimClock, tmp_path: Path) -> Iterator[FirmwareCsms]:
     pki = FirmwarePki(dep.home.path, dep.keys)
     root = pki.init(now=clock.now())
     folder = tmp_path / "images"

@@ -16,9 +16,9 @@ from evota.server.services.chargers import get_charger
 from evota.server.services.firmware_requests import request_update
 from evota.sim.charger import Fault
 
-from .firmware_fixtures import FirmwareCsms, fw_csms, run, running, until
+from .firmware_fixtures import FirmwareCsms, fw_csms, fw_csms_cleaned, run, running, shared_fw_csms, until
 
-__all__ = ["fw_csms"]
+__all__ = ["fw_csms", "fw_csms_cleaned", "shared_fw_csms"]
 
 V16, V201 = Protocol.V16, Protocol.V201
 HAPPY_SIGNED = [
@@ -44,8 +44,8 @@ def _finished(csms: FirmwareCsms, cpid: str) -> bool:
 
 
 @pytest.mark.parametrize("protocol", [V201, V16])
-def test_a_full_signed_update(fw_csms: FirmwareCsms, protocol: Protocol) -> None:
-    csms = fw_csms
+def test_a_full_signed_update(fw_csms_cleaned: FirmwareCsms, protocol: Protocol) -> None:
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
     csms.publish("2.0.0")
     station = csms.sim("CP1", protocol)
@@ -70,8 +70,10 @@ def test_a_full_signed_update(fw_csms: FirmwareCsms, protocol: Protocol) -> None
     assert "boot FirmwareUpdate 2.0.0" in station.history
 
 
-def test_a_plain_16_update_for_a_station_without_the_security_extension(fw_csms: FirmwareCsms) -> None:
-    csms = fw_csms
+def test_a_plain_16_update_for_a_station_without_the_security_extension(
+    fw_csms_cleaned: FirmwareCsms,
+) -> None:
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"], plain=True)
     csms.publish("2.0.0")
     station = csms.sim("CP1", V16, security_extension=False)
@@ -99,9 +101,9 @@ FAILURES = {
 @pytest.mark.parametrize("protocol", [V201, V16])
 @pytest.mark.parametrize("fault", sorted(FAILURES))
 def test_each_failure_status_ends_the_request_failed(
-    fw_csms: FirmwareCsms, protocol: Protocol, fault: Fault
+    fw_csms_cleaned: FirmwareCsms, protocol: Protocol, fault: Fault
 ) -> None:
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
     csms.publish("2.0.0")
     station = csms.sim("CP1", protocol, faults=(fault,))
@@ -128,7 +130,7 @@ def test_each_failure_status_ends_the_request_failed(
 
 
 def test_a_certificate_from_another_manufacturer_is_refused_at_once(
-    fw_csms: FirmwareCsms, tmp_path: object
+    fw_csms_cleaned: FirmwareCsms, tmp_path: object
 ) -> None:
     """The image is signed under another root than the one the station trusts: it answers
     InvalidCertificate without downloading anything."""
@@ -138,13 +140,13 @@ def test_a_certificate_from_another_manufacturer_is_refused_at_once(
     from evota.security.keys import KeyStore
     from evota.server.store.charger_models import ChargerFirmwareRow
 
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
-    image = csms.publish("2.0.0")
+    image = csms.publish("2.0.2")
     other = Path(str(tmp_path)) / "other-manufacturer"
     rogue = FirmwarePki(other, KeyStore(other / "keys", [other / "offline"]))
     rogue.init(now=csms.clock.now(), organisation="rogue")
-    signed = rogue.sign((csms.folder / "ac22-2.0.0.bin").read_bytes())
+    signed = rogue.sign((csms.folder / "ac22-2.0.2.bin").read_bytes())
     with csms.db.sessions.begin() as s:
         row = s.get(ChargerFirmwareRow, image.id)
         assert row is not None
@@ -154,7 +156,7 @@ def test_a_certificate_from_another_manufacturer_is_refused_at_once(
     async def go() -> None:
         async with running(station):
             await until(lambda: get_charger(csms.db, "CP1").connected, what="the connection")
-            _update(csms, "CP1", "2.0.0")
+            _update(csms, "CP1", "2.0.2")
             await until(lambda: _finished(csms, "CP1"), what="the refusal")
             await until(lambda: "InvalidFirmwareSigningCertificate" in csms.steps("CP1"), what="the event")
 
@@ -165,13 +167,13 @@ def test_a_certificate_from_another_manufacturer_is_refused_at_once(
     assert "Downloading" not in csms.steps("CP1")
 
 
-def test_a_tampered_signature_is_refused_after_the_download(fw_csms: FirmwareCsms) -> None:
+def test_a_tampered_signature_is_refused_after_the_download(fw_csms_cleaned: FirmwareCsms) -> None:
     """The certificate is genuine but the signature is another image's: InvalidSignature."""
     from evota.server.store.charger_models import ChargerFirmwareRow
 
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
-    good, other = csms.publish("2.0.0"), csms.publish("2.0.1")
+    good, other = csms.publish("2.0.3"), csms.publish("2.0.4")
     with csms.db.sessions.begin() as s:
         row, donor = s.get(ChargerFirmwareRow, good.id), s.get(ChargerFirmwareRow, other.id)
         assert row is not None and donor is not None
@@ -181,7 +183,7 @@ def test_a_tampered_signature_is_refused_after_the_download(fw_csms: FirmwareCsm
     async def go() -> None:
         async with running(station):
             await until(lambda: get_charger(csms.db, "CP1").connected, what="the connection")
-            _update(csms, "CP1", "2.0.0")
+            _update(csms, "CP1", "2.0.3")
             await until(lambda: _finished(csms, "CP1"), what="the refusal")
 
     run(go())
@@ -189,10 +191,12 @@ def test_a_tampered_signature_is_refused_after_the_download(fw_csms: FirmwareCsm
     assert get_charger(csms.db, "CP1").firmware_version == "1.0.0"
 
 
-def test_a_plain_update_to_a_station_with_the_extension_is_a_typed_failure(fw_csms: FirmwareCsms) -> None:
+def test_a_plain_update_to_a_station_with_the_extension_is_a_typed_failure(
+    fw_csms_cleaned: FirmwareCsms,
+) -> None:
     """Registered as plain 1.6 but it has the security extension: CALLERROR NotSupported
     (white paper L01.FR.20) becomes the request's failure, never a silent None."""
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"], plain=True)
     csms.publish("2.0.0")
     station = csms.sim("CP1", V16, security_extension=True)
@@ -211,9 +215,9 @@ def test_a_plain_update_to_a_station_with_the_extension_is_a_typed_failure(fw_cs
 
 @pytest.mark.parametrize("protocol", [V201, V16])
 def test_a_power_cut_mid_install_is_resumed_with_a_new_request(
-    fw_csms: FirmwareCsms, protocol: Protocol
+    fw_csms_cleaned: FirmwareCsms, protocol: Protocol
 ) -> None:
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
     csms.publish("2.0.0")
     station = csms.sim("CP1", protocol, faults=(Fault.POWER_LOSS,))
@@ -232,10 +236,12 @@ def test_a_power_cut_mid_install_is_resumed_with_a_new_request(
     assert get_charger(csms.db, "CP1").firmware_version == "2.0.0"
 
 
-def test_a_network_drop_mid_download_is_reconciled_and_the_update_goes_on(fw_csms: FirmwareCsms) -> None:
+def test_a_network_drop_mid_download_is_reconciled_and_the_update_goes_on(
+    fw_csms_cleaned: FirmwareCsms,
+) -> None:
     """The station loses its connection (no reboot) while downloading and reconnects: the
     CSMS asks for its firmware status (ExtendedTriggerMessage) and the same request finishes."""
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
     csms.publish("2.0.0")
     station = csms.sim("CP1", V16, step_s=0.3)
@@ -277,13 +283,15 @@ def test_a_silent_charger_times_out_and_gets_the_update_when_it_returns(fw_csms:
     assert (state, reason, second) == ("interrupted", "silent for 10 min while downloading", "installed")
 
 
-def test_odd_firmware_messages_get_callerrors_or_acks_and_nothing_breaks(fw_csms: FirmwareCsms) -> None:
+def test_odd_firmware_messages_get_callerrors_or_acks_and_nothing_breaks(
+    fw_csms_cleaned: FirmwareCsms,
+) -> None:
     """Schema-invalid firmware statuses get the version's CALLERROR; a status for a request
     evota never sent, a 1.6 message on a 2.0.1 connection, a result nobody asked for: each is
     answered (or ignored) and the session goes on."""
     from .conftest import BOOT, RawCharger, basic
 
-    csms = fw_csms
+    csms = fw_csms_cleaned
     csms.add_chargers(["CP1"])
 
     async def go() -> None:

@@ -124,20 +124,25 @@ class CsmsChargePoint(ChargePoint):
         waited = time.monotonic() - self.connected_at >= self.ctx.reconcile_after_s
         return waited and await self.booted()
 
-    def mark_booted(self) -> None:
-        self._booted = True
-        self.boots += 1
-
-    async def booted_on(self, firmware_version: str | None) -> None:
-        """After a boot is recorded: judge it for the charger's firmware request."""
+    async def accept_boot(self, boot: csms.Boot) -> None:
+        """Record a BootNotification and judge it for the charger's firmware request, before
+        the answer goes out: a request queued from here on is never mistaken for one the
+        reboot interrupted."""
+        now = self.ctx.clock.now()
+        await asyncio.to_thread(csms.record_boot, self.db, self.charge_point_id, boot, now=now)
         await asyncio.to_thread(
             firmware_requests.record_boot,
             self.db,
             self.charge_point_id,
-            firmware_version=firmware_version,
+            firmware_version=boot.firmware_version,
             timeouts=self.ctx.timeouts,
-            now=self.ctx.clock.now(),
+            now=now,
         )
+        self._booted = True
+
+    def boot_answered(self) -> None:
+        """The boot's answer is out: calls to the charger may follow (`ready_for_calls`)."""
+        self.boots += 1
         self.ctx.waker.wake()
 
     async def firmware_status(self, status: str, request_id: int | None) -> None:

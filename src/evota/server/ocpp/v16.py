@@ -39,10 +39,7 @@ class Csms16(CsmsChargePoint, ChargePoint):
             serial_number=kwargs.get("charge_point_serial_number") or kwargs.get("charge_box_serial_number"),
             reason="Unknown",
         )
-        await asyncio.to_thread(
-            csms.record_boot, self.db, self.charge_point_id, boot, now=self.ctx.clock.now()
-        )
-        self.mark_booted()
+        await self.accept_boot(boot)
         return call_result.BootNotification(
             current_time=self.now_iso(),
             interval=self.ctx.heartbeat_interval_s,
@@ -50,9 +47,8 @@ class Csms16(CsmsChargePoint, ChargePoint):
         )
 
     @after(Action.boot_notification)
-    async def after_boot_notification(self, **kwargs: Any) -> None:
-        # After the answer is sent: a request this queues must not reach the charger first.
-        await self.booted_on(kwargs.get("firmware_version"))
+    def after_boot_notification(self, **kwargs: Any) -> None:
+        self.boot_answered()
 
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:

@@ -52,10 +52,7 @@ class Csms201(CsmsChargePoint, ChargePoint):
             serial_number=charging_station.get("serial_number"),
             reason=reason,
         )
-        await asyncio.to_thread(
-            csms.record_boot, self.db, self.charge_point_id, boot, now=self.ctx.clock.now()
-        )
-        self.mark_booted()
+        await self.accept_boot(boot)
         return call_result.BootNotification(
             current_time=self.now_iso(),
             interval=self.ctx.heartbeat_interval_s,
@@ -63,9 +60,8 @@ class Csms201(CsmsChargePoint, ChargePoint):
         )
 
     @after(Action.boot_notification)
-    async def after_boot_notification(self, charging_station: dict[str, Any], **kwargs: Any) -> None:
-        # After the answer is sent: a request this queues must not reach the charger first.
-        await self.booted_on(charging_station.get("firmware_version"))
+    def after_boot_notification(self, **kwargs: Any) -> None:
+        self.boot_answered()
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs: Any) -> call_result.Heartbeat:
