@@ -14,7 +14,8 @@ can be told to fail (`Fault`): every download fails (DownloadFailed after the la
 downloaded bytes are corrupted (InvalidSignature), the install fails (InstallationFailed or
 InstallVerificationFailed), the power goes mid-install (the websocket drops, the station
 reboots on its old firmware and forgets the update, once), or the new firmware regresses
-(every `regression_every`-th session ends on EmergencyStop). An image whose bytes contain
+(the first session after the install and every `regression_every`-th one after it end on
+EmergencyStop). An image whose bytes contain
 `REGRESSION_MARKER` regresses the same way once installed; a firmware's version is read from
 an `evota-sim:version=` line in the image, else from its file name.
 
@@ -117,6 +118,7 @@ class SimCharger:
         self.history: list[str] = []  # what it did, for tests and the operator: "boot PowerUp 1.0.0", …
         self.sessions = 0
         self._regressed = False
+        self._since_install = 0  # sessions on the firmware installed last
         self._power_cuts_left = 1 if Fault.POWER_LOSS in config.faults else 0
         self._station: Station | None = None
         self._online = asyncio.Event()
@@ -298,7 +300,8 @@ class SimCharger:
                 return
             await self._deliver(lambda st: st.connector(1, "Occupied"))
             await asyncio.sleep(self.config.session_s)
-            failing = self._regressed and number % self.config.regression_every == 0
+            failing = self._regressed and self._since_install % self.config.regression_every == 0
+            self._since_install += 1
             self._meter += 500 if failing else 7000
             meter = self._meter
             if self._station is None and self._needs_boot:  # the power went during the session
@@ -414,6 +417,7 @@ class SimCharger:
             if self.security_extension:
                 await self._status("InstallRebooting", rid)
             self.version = image_version(data, order.location)
+            self._since_install = 0
             self._regressed = self.version != self.config.firmware_version and (
                 Fault.REGRESSION in self.config.faults or REGRESSION_MARKER in data
             )
