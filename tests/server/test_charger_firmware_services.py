@@ -25,7 +25,8 @@ from evota.errors import InputError, NotFoundError
 from evota.security.errors import FirmwareCertificateError
 from evota.security.firmware_signing import FirmwarePki
 from evota.server.services import charger_campaigns as cc
-from evota.server.services import charger_controller, csms
+from evota.server.services import charger_controller, csms, firmware_queries
+from evota.server.services import firmware_outbox as fo
 from evota.server.services import firmware_requests as fr
 from evota.server.services.chargers import add_charger
 from evota.server.services.firmware import FirmwareView, add_firmware, images_folder
@@ -117,9 +118,9 @@ def sent(h: Home, cpid: str = "CP1", version: str = "2.0.0", retries: int = 3) -
     rid = fr.request_update(
         h.db, cpid, h.images[version].id, retries=retries, retry_interval_s=1, now=h.clock.now()
     )
-    order = fr.claim(h.db, rid, Protocol.V201, now=h.clock.now())
+    order = fo.claim(h.db, rid, Protocol.V201, now=h.clock.now())
     assert order is not None and order.request_id == rid and order.path.endswith(".bin")
-    fr.record_answer(h.db, rid, status="Accepted", error=None, timeouts=limits, now=h.clock.now())
+    fo.record_answer(h.db, rid, status="Accepted", error=None, timeouts=limits, now=h.clock.now())
     return rid
 
 
@@ -131,8 +132,8 @@ def test_a_newer_request_supersedes_the_open_one_and_a_claim_is_taken_once(home:
     first = sent(home)
     status(home, S.DOWNLOADING, first)
     second = fr.request_update(home.db, "CP1", home.images["2.0.0"].id, now=home.clock.now())
-    assert fr.claim(home.db, second, Protocol.V16, now=home.clock.now()) is not None
-    assert fr.claim(home.db, second, Protocol.V16, now=home.clock.now()) is None  # taken already
+    assert fo.claim(home.db, second, Protocol.V16, now=home.clock.now()) is not None
+    assert fo.claim(home.db, second, Protocol.V16, now=home.clock.now()) is None  # taken already
     assert [s for s, _, _ in states(home.db)] == ["canceled", "sending"]
     status(home, S.INSTALLED, first)  # a late status for the superseded one changes nothing
     assert [s for s, _, _ in states(home.db)] == ["canceled", "sending"]
@@ -179,9 +180,9 @@ def test_idle_while_active_and_a_reboot_on_the_old_version_are_new_attempts_unti
     sent(home)
     status(home, S.IDLE, None)  # triggered: no requestId
     assert [(s, a) for s, a, _ in states(home.db)] == [("interrupted", 1), ("queued", 2)]
-    second = fr.claim(home.db, states_ids(home.db)[-1], Protocol.V201, now=home.clock.now())
+    second = fo.claim(home.db, states_ids(home.db)[-1], Protocol.V201, now=home.clock.now())
     assert second is not None
-    fr.record_answer(
+    fo.record_answer(
         home.db, second.request_id, status="Accepted", error=None, timeouts=limits, now=home.clock.now()
     )
     status(home, S.INSTALLING, second.request_id)
@@ -224,12 +225,12 @@ def test_refusals_and_callerrors_are_typed_failures(home: Home) -> None:
         ("CP2", None, "NotSupported", "the charger answered CALLERROR NotSupported"),
     ):
         rid = fr.request_update(home.db, cpid, home.images["2.0.0"].id, now=home.clock.now())
-        assert fr.claim(home.db, rid, Protocol.V16, now=home.clock.now()) is not None
-        fr.record_answer(home.db, rid, status=answer, error=error, timeouts=limits, now=home.clock.now())
+        assert fo.claim(home.db, rid, Protocol.V16, now=home.clock.now()) is not None
+        fo.record_answer(home.db, rid, status=answer, error=error, timeouts=limits, now=home.clock.now())
         assert states(home.db, cpid) == [("failed", 1, reason)]
     rid = fr.request_update(home.db, "CP3", home.images["2.0.0"].id, now=home.clock.now())
-    assert fr.claim(home.db, rid, Protocol.V16, now=home.clock.now()) is not None
-    fr.record_answer(
+    assert fo.claim(home.db, rid, Protocol.V16, now=home.clock.now()) is not None
+    fo.record_answer(
         home.db, rid, status=None, error=None, timeouts=limits, now=home.clock.now()
     )  # no answer
     assert [s for s, _, _ in states(home.db, "CP3")] == ["interrupted", "queued"]
@@ -327,7 +328,7 @@ def test_a_charger_with_no_rollback_image_is_held_and_sent_once_there_is_one(
 def test_a_campaign_policy_sets_its_requests_timeouts(home: Home) -> None:
     policy = ChargerPolicy(timeouts=FirmwareTimeouts(silence=dt.timedelta(minutes=3), max_attempts=5))
     create(home, policy=policy)
-    resolve = fr.timeouts_resolver(home.db, LIMITS)
+    resolve = firmware_queries.timeouts_resolver(home.db, LIMITS)
     with home.db.sessions() as s:
         campaign_id = s.scalars(select(ChargerCampaignMemberRow.campaign_id)).first()
     assert resolve(campaign_id).silence == dt.timedelta(minutes=3) and resolve(None) is LIMITS

@@ -201,7 +201,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """A charger's firmware requests, and every status it reported."""
-    from evota.server.services.firmware_requests import charger_history
+    from evota.server.services.firmware_queries import charger_history
 
     with database(home) as db:
         requests, steps = charger_history(db, charge_point_id)

@@ -50,6 +50,7 @@ __all__ = [
     "SigningScheme",
     "check_certificate",
     "verify_firmware",
+    "verify_signature",
 ]
 
 MAX_CERTIFICATE = 5500  # OCPP: signingCertificate maxLength
@@ -344,6 +345,21 @@ def verify_firmware(
         FirmwareSignatureError: the signature is not Base64, or does not verify over `data`.
     """
     cert = check_certificate(certificate_pem, root_pem, now=now)
+    _verify(data, signature_b64, cert)
+
+
+def verify_signature(data: bytes, signature_b64: str, certificate_pem: str | bytes) -> None:
+    """The signature alone, under the certificate's key, with no chain or validity check: for a
+    station that has no manufacturer root configured (weaker, and the simulator says so).
+
+    Raises:
+        FirmwareCertificateError: the certificate cannot be read.
+        FirmwareSignatureError: see `verify_firmware`.
+    """
+    _verify(data, signature_b64, _parse(certificate_pem, "signing certificate"))
+
+
+def _verify(data: bytes, signature_b64: str, cert: x509.Certificate) -> None:
     if len(signature_b64) > MAX_SIGNATURE:
         raise FirmwareSignatureError("the signature is longer than OCPP allows")
     try:

@@ -278,7 +278,7 @@ async def _controller_loop(dep: Deployment, db: Database, interval: float) -> No
 
 def _csms_context(dep: Deployment, db: Database) -> CsmsContext:
     from evota.domain.firmware import FirmwareTimeouts
-    from evota.server.services.firmware_requests import timeouts_resolver
+    from evota.server.services.firmware_queries import timeouts_resolver
 
     return CsmsContext(
         db, dep.clock, timeouts=timeouts_resolver(db, FirmwareTimeouts()), public_url=dep.settings.public_url

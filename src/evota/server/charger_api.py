@@ -24,7 +24,7 @@ from evota.domain.charger_compat import Certification
 from evota.security.firmware_signing import FirmwarePki
 from evota.server.auth import OperatorAuth
 from evota.server.operator_api import Name, WindowBody, _Body
-from evota.server.services import certifications, charger_campaigns, chargers, firmware, firmware_requests
+from evota.server.services import certifications, charger_campaigns, chargers, firmware, firmware_queries
 from evota.server.services.users import Principal
 from evota.server.store.db import Database
 
@@ -106,7 +106,7 @@ def charger_router(dep: Deployment, db: Database) -> APIRouter:
     @router.get("/chargers/{charge_point_id}/firmware")
     def get_charger_firmware(charge_point_id: str, _: Principal = read) -> dict[str, object]:
         """The charger's firmware requests (newest first) and every status it reported."""
-        requests, steps = firmware_requests.charger_history(db, charge_point_id)
+        requests, steps = firmware_queries.charger_history(db, charge_point_id)
         return {"requests": requests, "steps": steps}
 
     @router.get("/charger-firmware")

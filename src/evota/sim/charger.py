@@ -29,11 +29,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import datetime as dt
-import enum
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,65 +42,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from evota.domain.chargers import Protocol, parse_ocpp_time
 from evota.errors import EvotaError
-from evota.security.firmware_signing import check_certificate, verify_firmware
+from evota.security.firmware_signing import check_certificate, verify_firmware, verify_signature
+from evota.sim.charger_config import MAX_IMAGE, REGRESSION_MARKER, Fault, SimConfig, image_version
 from evota.sim.charger_ocpp import Station16, Station201, UpdateOrder
 
 __all__ = ["REGRESSION_MARKER", "Fault", "SimCharger", "SimConfig", "image_version"]
 
 log = logging.getLogger("evota.sim.charger")
 
-REGRESSION_MARKER = b"evota-sim:regression"
-_VERSION_LINE = re.compile(rb"evota-sim:version=([A-Za-z0-9._+~-]{1,50})")
-_VERSION_NAME = re.compile(r"(\d+(?:\.\d+)+(?:[-+~][A-Za-z0-9.]+)?)")
-MAX_IMAGE = 64 * 1024 * 1024
 Station = Station16 | Station201
-
-
-class Fault(enum.StrEnum):
-    DOWNLOAD = "download"
-    SIGNATURE = "signature"
-    INSTALL = "install"
-    VERIFICATION = "verification"
-    POWER_LOSS = "power-loss"
-    REGRESSION = "regression"
-
-
-@dataclasses.dataclass(frozen=True)
-class SimConfig:
-    charge_point_id: str
-    csms_url: str  # ws://host:port/ocpp (the id is appended unless the URL ends with it)
-    password: str | None = None
-    protocol: Protocol = Protocol.V201
-    vendor: str = "Acme"
-    model: str = "AC22"
-    firmware_version: str = "1.0.0"
-    connectors: int = 1
-    security_extension: bool = True  # 1.6 only: SignedUpdateFirmware instead of UpdateFirmware
-    root_certificate: bytes | None = None  # the ManufacturerRootCertificate; None: trust the signer
-    faults: frozenset[Fault] = frozenset()
-    session_every_s: float | None = 5.0  # None: no sessions
-    session_s: float = 1.0
-    regression_every: int = 2
-    heartbeat_s: float | None = None  # None: as the CSMS says
-    reboot_s: float = 0.5
-    reconnect_s: float = 1.0
-    step_s: float = 0.05  # the pause between firmware steps
-    retry_cap_s: float = 0.2  # a retry interval longer than this is shortened (simulation speed)
-
-    @property
-    def url(self) -> str:
-        base = self.csms_url.rstrip("/")
-        return base if base.endswith(f"/{self.charge_point_id}") else f"{base}/{self.charge_point_id}"
-
-
-def image_version(data: bytes, location: str) -> str:
-    """The version a firmware image carries (see the module docstring)."""
-    found = _VERSION_LINE.search(data[:65536])
-    if found:
-        return found.group(1).decode()
-    name = location.rsplit("/", 1)[-1]
-    match = _VERSION_NAME.search(name)
-    return match.group(1).rstrip(".") if match else name[:50]
 
 
 class _DownloadError(Exception):
@@ -385,7 +332,7 @@ class SimCharger:
             try:
                 root = self.config.root_certificate
                 if root is None:  # no manufacturer root configured: trust the signer (a weaker check)
-                    self._verify_self_signed(data, order)
+                    verify_signature(data, order.signature, order.certificate)
                 else:
                     verify_firmware(data, order.signature, order.certificate, root, now=self.now())
             except EvotaError as e:
@@ -428,25 +375,6 @@ class SimCharger:
             self._reboot(reason="FirmwareUpdate", abort=False)
         finally:
             self._installing = False
-
-    def _verify_self_signed(self, data: bytes, order: UpdateOrder) -> None:
-        from cryptography import x509
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
-        from evota.security.errors import FirmwareSignatureError
-
-        public = x509.load_pem_x509_certificate((order.certificate or "").encode()).public_key()
-        signature = base64.b64decode(order.signature or "")
-        try:
-            if isinstance(public, ec.EllipticCurvePublicKey):
-                public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-            elif isinstance(public, rsa.RSAPublicKey):
-                pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
-                public.verify(signature, data, pss, hashes.SHA256())
-        except InvalidSignature:
-            raise FirmwareSignatureError("the signature does not verify") from None
 
     def drop_connection(self) -> None:
         """The network goes (no reboot): the station reconnects and carries on."""

@@ -25,7 +25,7 @@ from evota.server.ocpp.rpc import CsmsContext
 from evota.server.runner import serve_in_thread
 from evota.server.services.chargers import add_charger
 from evota.server.services.firmware import FirmwareView, add_firmware
-from evota.server.services.firmware_requests import timeouts_resolver
+from evota.server.services.firmware_queries import timeouts_resolver
 from evota.server.store.charger_models import ChargerRow, FirmwareRequestRow, FirmwareStepRow
 from evota.server.store.db import Database, open_database
 from evota.sim.charger import REGRESSION_MARKER, Fault, SimCharger, SimConfig

@@ -29,7 +29,7 @@ from evota.server.ocpp.errors import ChargerCallError, ChargerError
 from evota.server.ocpp.firmware_messages import answer_status, build_trigger, build_update
 from evota.server.ocpp.hub import ChargerHub
 from evota.server.ocpp.rpc import CsmsChargePoint, CsmsContext
-from evota.server.services import firmware_requests
+from evota.server.services import firmware_outbox, firmware_queries
 
 __all__ = ["FirmwareDispatcher", "charger_loop", "session_base_url"]
 
@@ -56,7 +56,7 @@ class FirmwareDispatcher:
 
     async def dispatch(self) -> None:
         """One round: start sending every queued request of a connected charger."""
-        ids = await asyncio.to_thread(firmware_requests.pending_requests, self.ctx.db, self.hub.connected())
+        ids = await asyncio.to_thread(firmware_outbox.pending_requests, self.ctx.db, self.hub.connected())
         for request_id in ids:
             if request_id not in self._sending:
                 self._sending.add(request_id)
@@ -77,7 +77,7 @@ class FirmwareDispatcher:
         if not isinstance(session, CsmsChargePoint) or not await session.ready_for_calls():
             return  # not here, or not booted yet: a later round (or its boot) sends it
         order = await asyncio.to_thread(
-            firmware_requests.claim, ctx.db, request_id, session.protocol, now=ctx.clock.now()
+            firmware_outbox.claim, ctx.db, request_id, session.protocol, now=ctx.clock.now()
         )
         if order is None:
             return
@@ -96,7 +96,7 @@ class FirmwareDispatcher:
             error = "FormatViolation"
             log.error("%s: firmware request %s cannot be built: %s", order.charge_point_id, request_id, e)
         await asyncio.to_thread(
-            firmware_requests.record_answer,
+            firmware_outbox.record_answer,
             ctx.db,
             request_id,
             status=status,
@@ -116,7 +116,7 @@ class FirmwareDispatcher:
         if session.boots or self.hub.get(session.charge_point_id) is not session:
             return  # it booted (the boot is judged) or it is gone
         request_id = await asyncio.to_thread(
-            firmware_requests.active_request, self.ctx.db, session.charge_point_id
+            firmware_queries.active_request, self.ctx.db, session.charge_point_id
         )
         if request_id is None:
             return

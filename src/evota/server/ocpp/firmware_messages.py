@@ -22,7 +22,7 @@ from ocpp.v201.enums import MessageTriggerEnumType
 
 from evota.domain.chargers import Protocol
 from evota.domain.firmware import FirmwareMessage
-from evota.server.services.firmware_requests import Order
+from evota.server.services.firmware_outbox import Order
 
 __all__ = ["answer_status", "build_trigger", "build_update", "ocpp_time"]
 

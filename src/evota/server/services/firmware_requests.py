@@ -11,6 +11,9 @@ pure table of `domain/firmware.py`:
   request; `record_boot` judges a reboot (the target version: installed; another: lost).
 - `sweep` times out requests that went silent.
 
+The dispatcher's side (claim, answer) is `firmware_outbox.py`, the read side (a charger's
+history, the request to reconcile, each campaign's timeouts) `firmware_queries.py`.
+
 A lost request (interrupted: a reboot on the old version, a call with no answer, silence, an
 Idle status while active) is followed by a new attempt with a fresh requestId, while the
 timeouts' `max_attempts` allows; then it fails. A charger offline when its request is queued
@@ -19,19 +22,16 @@ gets it when it connects.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from evota.domain.charger_campaign import policy_from_dict
 from evota.domain.chargers import Protocol
 from evota.domain.firmware import (
     ACTIVE,
     TERMINAL,
-    FirmwareMessage,
     FirmwareStatus,
     FirmwareTimeouts,
     RequestEvent,
@@ -39,7 +39,6 @@ from evota.domain.firmware import (
     apply_event,
     choose_message,
     deadline,
-    event_for_response,
     event_for_status,
     retry_after_interruption,
 )
@@ -47,7 +46,6 @@ from evota.errors import InputError
 from evota.server.services.chargers import load_charger
 from evota.server.store.charger_models import (
     ChargerCampaignMemberRow,
-    ChargerCampaignRow,
     ChargerFirmwareRow,
     ChargerRow,
     FirmwareRequestRow,
@@ -56,40 +54,21 @@ from evota.server.store.charger_models import (
 from evota.server.store.db import Database
 
 __all__ = [
-    "Order",
-    "active_request",
-    "charger_history",
-    "claim",
-    "pending_requests",
+    "add_step",
+    "after_interruption",
+    "move_request",
     "queue_request",
-    "record_answer",
     "record_boot",
     "record_status",
     "request_update",
     "sweep",
-    "timeouts_resolver",
 ]
 
 TimeoutsOf = Callable[[int | None], FirmwareTimeouts]  # campaign id → its timeouts
 _OPEN = [s.value for s in RequestState if s not in TERMINAL]
 
 
-@dataclasses.dataclass(frozen=True)
-class Order:
-    """What the dispatcher needs to send one request."""
-
-    request_id: int
-    charge_point_id: str
-    message: FirmwareMessage
-    path: str  # /charger-firmware/<sha256>/<name>, joined to the server's URL by the sender
-    signature: str
-    certificate_pem: str
-    retries: int
-    retry_interval_s: int
-    install_at: dt.datetime | None
-
-
-def _step(
+def add_step(
     session: Session, charger_id: int, request_id: int | None, status: str, source: str, now: dt.datetime
 ) -> None:
     session.add(
@@ -121,7 +100,7 @@ def queue_request(
         .where(FirmwareRequestRow.charger_id == charger.id, FirmwareRequestRow.state.in_(_OPEN))
         .with_for_update()
     ):
-        _move(session, old, RequestEvent.SUPERSEDED, now, reason="superseded by a newer request")
+        move_request(session, old, RequestEvent.SUPERSEDED, now, reason="superseded by a newer request")
     protocol = Protocol(charger.protocol) if charger.protocol else Protocol.V201
     row = FirmwareRequestRow(
         charger_id=charger.id,
@@ -171,7 +150,7 @@ def request_update(
         return row.id
 
 
-def _move(
+def move_request(
     session: Session,
     row: FirmwareRequestRow,
     event: RequestEvent,
@@ -190,7 +169,7 @@ def _move(
     return True
 
 
-def _interrupted(
+def after_interruption(
     session: Session, row: FirmwareRequestRow, why: str, timeouts: FirmwareTimeouts, now: dt.datetime
 ) -> None:
     """After an attempt was lost: the next attempt, or failure once they are used up."""
@@ -214,82 +193,6 @@ def _interrupted(
         install_at=row.install_at,
         attempt=row.attempt + 1,
     )
-
-
-def pending_requests(db: Database, connected: list[str]) -> list[int]:
-    """Queued requests of chargers connected here, oldest first."""
-    if not connected:
-        return []
-    with db.sessions() as session:
-        return list(
-            session.scalars(
-                select(FirmwareRequestRow.id)
-                .join(ChargerRow, ChargerRow.id == FirmwareRequestRow.charger_id)
-                .where(
-                    FirmwareRequestRow.state == RequestState.QUEUED.value,
-                    ChargerRow.charge_point_id.in_(connected),
-                )
-                .order_by(FirmwareRequestRow.id)
-            )
-        )
-
-
-def claim(db: Database, request_id: int, protocol: Protocol, *, now: dt.datetime) -> Order | None:
-    """Take a queued request for sending over a session of `protocol` (None if someone else
-    took it, or it was superseded meanwhile)."""
-    with db.sessions.begin() as session:
-        row = session.scalars(
-            select(FirmwareRequestRow).where(FirmwareRequestRow.id == request_id).with_for_update()
-        ).one_or_none()
-        if row is None or not _move(session, row, RequestEvent.SEND, now):
-            return None
-        charger = session.get(ChargerRow, row.charger_id)
-        firmware = session.get(ChargerFirmwareRow, row.firmware_id)
-        assert charger is not None and firmware is not None
-        message = choose_message(protocol, signed_updates=charger.signed_updates)
-        row.message, row.sent_at, row.last_status_at = message.value, now, now
-        return Order(
-            request_id=row.id,
-            charge_point_id=charger.charge_point_id,
-            message=message,
-            path=f"/charger-firmware/{firmware.sha256}/{firmware.file_name}",
-            signature=firmware.signature,
-            certificate_pem=firmware.certificate_pem,
-            retries=row.retries,
-            retry_interval_s=row.retry_interval_s,
-            install_at=row.install_at,
-        )
-
-
-def record_answer(
-    db: Database,
-    request_id: int,
-    *,
-    status: str | None,
-    error: str | None,
-    timeouts: TimeoutsOf,
-    now: dt.datetime,
-) -> None:
-    """Store the charger's answer to a sent request: `status` ("" for 1.6's empty answer), or
-    `error` (a CALLERROR code, or None with `status` None: no answer at all)."""
-    with db.sessions.begin() as session:
-        row = session.scalars(
-            select(FirmwareRequestRow).where(FirmwareRequestRow.id == request_id).with_for_update()
-        ).one()
-        row.response = (status if status is not None else (error or "NoAnswer"))[:32] or "Accepted"
-        if status is not None:
-            event = event_for_response(status)
-            why = f"the charger answered {status}"
-        elif error is not None:
-            event, why = RequestEvent.REFUSED, f"the charger answered CALLERROR {error}"
-        else:
-            event, why = RequestEvent.NO_ANSWER, "no answer to the request"
-        _step(session, row.charger_id, row.id, row.response, "csms", now)
-        if event is RequestEvent.NO_ANSWER:
-            if _move(session, row, event, now):
-                _interrupted(session, row, why, timeouts(row.campaign_id), now)
-        else:
-            _move(session, row, event, now, reason=why)
 
 
 def _open_request(session: Session, charger_id: int, request_id: int | None) -> FirmwareRequestRow | None:
@@ -318,7 +221,7 @@ def record_status(
         charger = load_charger(session, charge_point_id)
         charger.last_seen_at = now
         row = _open_request(session, charger.id, request_id)
-        _step(
+        add_step(
             session,
             charger.id,
             request_id if request_id is not None else (row.id if row else None),
@@ -345,8 +248,8 @@ def record_status(
         if status is not FirmwareStatus.IDLE or RequestState(row.state) in ACTIVE:
             row.last_status, row.last_status_at = status.value, now
         if event is RequestEvent.LOST:
-            if _move(session, row, event, now):
-                _interrupted(
+            if move_request(session, row, event, now):
+                after_interruption(
                     session,
                     row,
                     "the charger reports no update in progress (Idle)",
@@ -357,7 +260,7 @@ def record_status(
         why = status.value
         if status is FirmwareStatus.DOWNLOAD_FAILED:
             why += f" after {max(row.download_failures, tries)} of {row.retries} tries"
-        _move(session, row, event, now, reason=why)
+        move_request(session, row, event, now, reason=why)
 
 
 def record_boot(
@@ -387,16 +290,16 @@ def record_boot(
         firmware = session.get(ChargerFirmwareRow, row.firmware_id)
         assert firmware is not None
         if firmware_version == firmware.version:
-            _step(session, charger.id, row.id, "Boot:target", "csms", now)
-            _move(session, row, RequestEvent.INSTALLED, now)
+            add_step(session, charger.id, row.id, "Boot:target", "csms", now)
+            move_request(session, row, RequestEvent.INSTALLED, now)
             return
         state = RequestState(row.state)
         if state in ACTIVE:
-            _step(session, charger.id, row.id, "Boot:other", "csms", now)
-            if _move(session, row, RequestEvent.LOST, now):
+            add_step(session, charger.id, row.id, "Boot:other", "csms", now)
+            if move_request(session, row, RequestEvent.LOST, now):
                 version = firmware_version or "an unknown version"
                 why = f"rebooted on {version} while {state.value.replace('_', ' ')}"
-                _interrupted(session, row, why, timeouts(row.campaign_id), now)
+                after_interruption(session, row, why, timeouts(row.campaign_id), now)
 
 
 def sweep(db: Database, *, timeouts: TimeoutsOf, now: dt.datetime) -> list[int]:
@@ -431,87 +334,12 @@ def sweep(db: Database, *, timeouts: TimeoutsOf, now: dt.datetime) -> list[int]:
             ).one()
             if row.state != state:
                 continue  # news arrived meanwhile
-            _step(session, row.charger_id, row.id, "Timeout", "csms", now)
-            if _move(session, row, RequestEvent.TIMED_OUT, now):
+            add_step(session, row.charger_id, row.id, "Timeout", "csms", now)
+            if move_request(session, row, RequestEvent.TIMED_OUT, now):
                 limits = timeouts(campaign_id)
                 minutes = (limits.scheduled if "scheduled" in state else limits.silence).total_seconds() / 60
-                _interrupted(
+                after_interruption(
                     session, row, f"silent for {minutes:g} min while {state.replace('_', ' ')}", limits, now
                 )
                 timed_out.append(rid)
     return timed_out
-
-
-def active_request(db: Database, charge_point_id: str) -> int | None:
-    """The charger's request that is past sending and not finished, if any (to reconcile with
-    a TriggerMessage when the charger reconnects without rebooting)."""
-    states = [s.value for s in ACTIVE if s is not RequestState.SENDING]
-    with db.sessions() as session:
-        return session.scalars(
-            select(FirmwareRequestRow.id)
-            .join(ChargerRow, ChargerRow.id == FirmwareRequestRow.charger_id)
-            .where(ChargerRow.charge_point_id == charge_point_id, FirmwareRequestRow.state.in_(states))
-            .order_by(FirmwareRequestRow.id.desc())
-            .limit(1)
-        ).first()
-
-
-def timeouts_resolver(db: Database, default: FirmwareTimeouts) -> TimeoutsOf:
-    """Campaign id → the timeouts in its policy (`default` outside campaigns). Policies do not
-    change after a campaign is created, so each is read once."""
-    cache: dict[int, FirmwareTimeouts] = {}
-
-    def resolve(campaign_id: int | None) -> FirmwareTimeouts:
-        if campaign_id is None:
-            return default
-        if campaign_id not in cache:
-            with db.sessions() as session:
-                policy = session.scalars(
-                    select(ChargerCampaignRow.policy).where(ChargerCampaignRow.id == campaign_id)
-                ).one_or_none()
-            cache[campaign_id] = default if policy is None else policy_from_dict(policy).timeouts
-        return cache[campaign_id]
-
-    return resolve
-
-
-def charger_history(
-    db: Database, charge_point_id: str
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """A charger's requests (newest first) and its steps (oldest first), as JSON-ready rows."""
-    with db.sessions() as session:
-        charger = load_charger(session, charge_point_id)
-        requests: list[dict[str, object]] = [
-            {
-                "id": r.id,
-                "version": version,
-                "purpose": r.purpose,
-                "message": r.message,
-                "attempt": r.attempt,
-                "state": r.state,
-                "response": r.response,
-                "reason": r.reason,
-                "created_at": r.created_at.isoformat(),
-                "campaign_id": r.campaign_id,
-            }
-            for r, version in session.execute(
-                select(FirmwareRequestRow, ChargerFirmwareRow.version)
-                .join(ChargerFirmwareRow, ChargerFirmwareRow.id == FirmwareRequestRow.firmware_id)
-                .where(FirmwareRequestRow.charger_id == charger.id)
-                .order_by(FirmwareRequestRow.id.desc())
-            )
-        ]
-        steps: list[dict[str, object]] = [
-            {
-                "request_id": s.request_id,
-                "status": s.status,
-                "source": s.source,
-                "at": s.received_at.isoformat(),
-            }
-            for s in session.scalars(
-                select(FirmwareStepRow)
-                .where(FirmwareStepRow.charger_id == charger.id)
-                .order_by(FirmwareStepRow.id)
-            )
-        ]
-    return requests, steps
