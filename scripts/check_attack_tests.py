@@ -35,6 +35,8 @@ MANIFEST = "src/evota/security/manifest.py"
 ATTACKS = "tests/security/test_attacks.py"
 DEVICES = "src/evota/server/services/devices.py"
 ROLLOUT = "tests/server/test_rollout_api.py"
+FW_SIGNING = "src/evota/security/firmware_signing.py"
+FW_TESTS = "tests/security/test_firmware_signing.py"
 WRITE_SNAPSHOT = '        _write(self.folder / f"{snap.version}.snapshot.json", md)\n'
 NEW_TIMESTAMP = "        self._write_timestamp(now, snap.version, v)\n"
 
@@ -208,6 +210,34 @@ MUTATIONS = [
         "            if not allows(principal.role, permission):",
         "            if False:",
         f"{ROLLOUT}::test_gates_keep_vehicles_waiting_with_their_reasons[sqlite]",
+    ),
+    Mutation(
+        "charger firmware: issued by the manufacturer root",
+        FW_SIGNING,
+        "        cert.verify_directly_issued_by(root)\n",
+        "        pass\n",
+        f"{FW_TESTS}::test_certificate_of_another_manufacturer_is_refused",
+    ),
+    Mutation(
+        "charger firmware: no intermediates",
+        FW_SIGNING,
+        "    if _is_ca(cert):\n",
+        "    if False:\n",
+        f"{FW_TESTS}::test_intermediate_certificate_is_refused",
+    ),
+    Mutation(
+        "charger firmware: certificate expiry",
+        FW_SIGNING,
+        "        if until > c.not_valid_after_utc:\n",
+        "        if False:\n",
+        f"{FW_TESTS}::test_expired_and_not_yet_valid_certificates_are_refused",
+    ),
+    Mutation(
+        "charger firmware: signature over the whole image",
+        FW_SIGNING,
+        "            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))\n",
+        "            pass\n",
+        f"{FW_TESTS}::test_tampered_image_is_refused",
     ),
 ]
 

@@ -78,6 +78,9 @@ class HomeSettings:
     database_url: str = ""
     server_host: str = "127.0.0.1"
     server_port: int = 8700
+    # The http(s) base chargers download firmware from, if not the address they reach the CSMS
+    # at (behind a proxy, say); empty: each charger's own websocket address.
+    public_url: str = ""
     expiry: ExpiryPolicy = dataclasses.field(default_factory=ExpiryPolicy)
 
     def to_toml(self) -> str:
@@ -85,7 +88,7 @@ class HomeSettings:
             "home": {"format": HOME_FORMAT},
             "keys": {"offline_dir": self.offline_dir},
             "database": {"url": self.database_url},
-            "server": {"host": self.server_host, "port": self.server_port},
+            "server": {"host": self.server_host, "port": self.server_port, "public_url": self.public_url},
             "expiry_hours": self.expiry.to_dict(),
         }
         return tomli_w.dumps(doc)
@@ -101,6 +104,7 @@ class HomeSettings:
                 database_url=str(doc.get("database", {}).get("url", "")),
                 server_host=str(doc["server"]["host"]),
                 server_port=int(doc["server"]["port"]),
+                public_url=str(doc["server"].get("public_url", "")),
                 expiry=ExpiryPolicy.from_dict(doc.get("expiry_hours", {})),
             )
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:

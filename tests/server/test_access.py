@@ -52,6 +52,7 @@ from ..conftest import START, make_vehicle
 P = Permission
 RELEASE = "energy-2026-11"
 CAMPAIGN = "probe-campaign"
+CHARGER_CAMPAIGN = "probe-charger-campaign"
 HEADER = "vin,model,depot,region,climate_zone,time_zone,tags,ecus\n"
 ECUS = "gateway:GW-1:gw-tcu4:1.0.0|bms:BMS-1:bms-gen2:2.3.0|vcms:VCMS-1:vcms-gen3:3.0.0"
 DEVICE_VIN = "WVWZZZ1JZ3W000001"  # provisioned: its token is the device token used below
@@ -149,6 +150,40 @@ ROUTES = [
         P.USER_ADMIN,
         f"/api/v1/users/{TARGET_USER}/tokens?label=probe",
     ),
+    # chargers (server/charger_api.py)
+    Probe("GET", "/api/v1/chargers", P.READ, "/api/v1/chargers?site=north"),
+    Probe("GET", "/api/v1/chargers/{charge_point_id}", P.READ, "/api/v1/chargers/CP1"),
+    Probe("GET", "/api/v1/chargers/{charge_point_id}/firmware", P.READ, "/api/v1/chargers/CP1/firmware"),
+    Probe("GET", "/api/v1/charger-firmware", P.READ),
+    Probe("GET", "/api/v1/charger-campaigns", P.READ),
+    Probe(
+        "POST",
+        "/api/v1/charger-campaigns",
+        P.CAMPAIGN_WRITE,
+        body={"name": "probe-cc-created", "model": "AC22", "version": "2.0.0", "waves": [100]},
+    ),
+    Probe("GET", "/api/v1/charger-campaigns/{name}", P.READ, f"/api/v1/charger-campaigns/{CHARGER_CAMPAIGN}"),
+    *(
+        Probe(
+            "POST",
+            f"/api/v1/charger-campaigns/{{name}}/{event}",
+            P.CAMPAIGN_APPROVE if event == "approve" else P.CAMPAIGN_WRITE,
+            f"/api/v1/charger-campaigns/{CHARGER_CAMPAIGN}/{event}",
+        )
+        for event in ("approve", "start", "pause", "resume", "abort", "roll_back")
+    ),
+    Probe("GET", "/api/v1/charger-certifications", P.READ),
+    Probe(
+        "POST",
+        "/api/v1/charger-certifications",
+        P.RELEASE_WRITE,
+        body={
+            "capability": "iso15118-20-bidirectional",
+            "vendor": "Acme",
+            "model": "AC22",
+            "versions": ">=2",
+        },
+    ),
 ]
 ROUTES = [dataclasses.replace(p, url=p.url or p.path) for p in ROUTES]
 
@@ -171,6 +206,7 @@ PUBLIC = {
     ("GET", "/repo/image/metadata/{name}"),
     ("GET", "/repo/image/targets/{path:path}"),
     ("GET", "/repo/director/{vin}/metadata/{name}"),
+    ("GET", "/charger-firmware/{sha256}/{name}"),  # signed images; the signature comes over OCPP
 }
 
 # Which roles each permission admits, written out on its own so that a change to
@@ -307,11 +343,49 @@ def access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Access]:
             created_by="creator",  # not a prober: every approver-role prober may approve
             now=now,
         )
-        app = create_app(dep, db, refresh_interval_s=None, tick_interval_s=None)
+        _charger_campaign(dep, db, folder, now)
+        app = create_app(dep, db, refresh_interval_s=None, tick_interval_s=None, charger_interval_s=None)
         with TestClient(app) as client:
             yield Access(client, app, db, tokens, revoked, device, revoked_device)
     finally:
         db.dispose()
+
+
+def _charger_campaign(dep: Deployment, db: Database, folder: Path, now: Any) -> None:
+    """A booted charger, a signed image and a draft charger campaign for the charger probes."""
+    from cryptography.hazmat.primitives import serialization
+
+    from evota.domain.charger_campaign import ChargerPolicy
+    from evota.security.firmware_signing import FirmwarePki
+    from evota.server.services import charger_campaigns, chargers, csms
+    from evota.server.services.firmware import add_firmware
+
+    pki = FirmwarePki(dep.home.path, dep.keys)
+    root = pki.init(now=now)
+    image = folder / "ac22-2.0.0.bin"
+    image.write_bytes(b"ac22" * 100)
+    add_firmware(
+        db, pki, dep.home.path, path=image, vendor="Acme", model="AC22", version="2.0.0", actor="t", now=now
+    )
+    chargers.add_charger(db, charge_point_id="CP1", site="north", time_zone="UTC", actor="t", now=now)
+    boot = csms.Boot(
+        vendor="Acme", model="AC22", firmware_version="1.0.0", serial_number=None, reason="PowerUp"
+    )
+    csms.record_boot(db, "CP1", boot, now=now)
+    charger_campaigns.create_campaign(
+        db,
+        dep.home.path,
+        root.public_bytes(serialization.Encoding.PEM),
+        name=CHARGER_CAMPAIGN,
+        vendor="Acme",
+        model="AC22",
+        version="2.0.0",
+        selector=charger_campaigns.ChargerSelector(),
+        waves=[100],
+        policy=ChargerPolicy(),
+        created_by="creator",
+        now=now,
+    )
 
 
 # ---- the route table is the reviewed table ---------------------------------------------------------

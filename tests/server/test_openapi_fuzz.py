@@ -79,6 +79,26 @@ def _import(db: Database, now: Any) -> None:
     fleet.import_vehicles(db, parse_vehicle_csv(HEADER + rows), now, actor="test")
 
 
+def _chargers(dep: Deployment, db: Database, folder: Path, now: Any) -> None:
+    """A signing key, an image and a booted charger, so charger campaign bodies can succeed."""
+    from evota.security.firmware_signing import FirmwarePki
+    from evota.server.services import chargers, csms
+    from evota.server.services.firmware import add_firmware
+
+    pki = FirmwarePki(dep.home.path, dep.keys)
+    pki.init(now=now)
+    image = folder / "ac22-2.0.0.bin"
+    image.write_bytes(b"ac22" * 100)
+    add_firmware(
+        db, pki, dep.home.path, path=image, vendor="Acme", model="AC22", version="2.0.0", actor="t", now=now
+    )
+    chargers.add_charger(db, charge_point_id="CP1", site="north", time_zone="UTC", actor="t", now=now)
+    boot = csms.Boot(
+        vendor="Acme", model="AC22", firmware_version="1.0.0", serial_number=None, reason="PowerUp"
+    )
+    csms.record_boot(db, "CP1", boot, now=now)
+
+
 # ---- the app under test, built at import (see the module docstring) --------------------------------
 _FOLDER = tempfile.TemporaryDirectory(prefix="evota-fuzz-")
 _CLOCK = SimClock(START)
@@ -90,7 +110,8 @@ ADMIN_TOKEN = users.add_user(_DB, ADMIN, "admin", actor="test", now=_CLOCK.now()
 DEVICE_TOKEN = devices.provision(
     _DB, _DEP.director, make_vehicle(VINS[0]).identity, actor="test", now=_CLOCK.now()
 )
-APP = create_app(_DEP, _DB, refresh_interval_s=None, tick_interval_s=None)
+_chargers(_DEP, _DB, Path(_FOLDER.name), _CLOCK.now())
+APP = create_app(_DEP, _DB, refresh_interval_s=None, tick_interval_s=None, charger_interval_s=None)
 
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
@@ -135,6 +156,14 @@ def map_case(_: schemathesis.HookContext, case: schemathesis.Case[Any]) -> schem
         and isinstance(case.body, dict)
     ):
         case.body["release"] = RELEASE
+    if (
+        case.operation.path == "/api/v1/charger-campaigns"
+        and case.method.upper() == "POST"
+        and meta is not None
+        and meta.generation.mode.is_positive
+        and isinstance(case.body, dict)
+    ):
+        case.body.update(model="AC22", version="2.0.0", vendor="Acme")
     return case
 
 

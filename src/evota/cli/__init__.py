@@ -18,6 +18,7 @@ from evota.cli.director_cmds import director_app
 from evota.cli.fleet_cmds import fleet_app
 from evota.cli.fleet_sim_cmd import fleet as fleet_sim
 from evota.cli.repo_cmds import init, keys_app, release_app, repo_app
+from evota.cli.sim_cmds import sim_app
 from evota.cli.user_cmds import user_app
 
 app = typer.Typer(
@@ -39,10 +40,9 @@ app.add_typer(user_app, name="user")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(agent_app, name="agent")
-app.command("demo")(demo)
-sim_app = typer.Typer(help="Simulators: a virtual fleet (and chargers).", no_args_is_help=True)
 sim_app.command("fleet")(fleet_sim)
 app.add_typer(sim_app, name="sim")
+app.command("demo")(demo)
 
 
 @app.command("serve")

@@ -130,6 +130,13 @@ def create(
         ),
     ] = False,
     gate_interval_hours: Annotated[float, typer.Option(help="Hours between the health gate's looks.")] = 6.0,
+    requires_charger: Annotated[
+        str | None,
+        typer.Option(
+            help="A charger capability the release needs, e.g. iso15118-20-bidirectional: vehicles "
+            "whose depot chargers are not all certified for it are held."
+        ),
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
     as_json: JsonOpt = False,
 ) -> None:
@@ -160,6 +167,7 @@ def create(
             min_soc_pct=min_soc, plugged_in=plugged_in, charging=charging, consent_required=consent
         ),
         windows=tuple(_window(w) for w in window or ()),
+        charger_capability=requires_charger,
     )
     summary = _with_db(
         home,

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from evota.cli.charger_campaign_cmds import campaign_app
+from evota.cli.charger_cert_cmds import cert_app
+from evota.cli.charger_firmware_cmds import firmware_app
 from evota.cli.common import (
     DEFAULT_HOME,
     HomeOpt,
@@ -21,9 +24,13 @@ from evota.cli.common import (
 )
 
 charger_app = typer.Typer(
-    help="The charger registry: chargers that connect to `evota serve` over OCPP 1.6J or 2.0.1.",
+    help="Chargers that connect to `evota serve` over OCPP 1.6J or 2.0.1: the registry, firmware, "
+    "campaigns and certifications.",
     no_args_is_help=True,
 )
+charger_app.add_typer(firmware_app, name="firmware")
+charger_app.add_typer(campaign_app, name="campaign")
+charger_app.add_typer(cert_app, name="cert")
 
 ByOpt = Annotated[str, typer.Option("--by", envvar="EVOTA_USER", help="Who acts (for the audit log).")]
 

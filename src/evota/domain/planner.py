@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evota.domain.campaign import CampaignState
+from evota.domain.charger_compat import validate_capability
 from evota.domain.gates import (
     EnergyState,
     MaintenanceWindow,
@@ -90,7 +91,13 @@ class RolloutPolicy:
     def dwell_of(self, wave: int) -> dt.timedelta:
         return self.first_dwell if wave == 0 and self.first_dwell is not None else self.dwell
 
+    # A charger capability the release needs (e.g. "iso15118-20-bidirectional" for V2X): a
+    # vehicle is held unless every charger at its depot is certified for it.
+    charger_capability: str | None = None
+
     def __post_init__(self) -> None:
+        if self.charger_capability is not None:
+            validate_capability(self.charger_capability)
         if self.max_concurrent < 1:
             raise InputError("the throttle must allow at least one install at a time")
         if not 0 <= self.error_threshold_pct <= 100 or not 0 <= self.success_threshold_pct <= 100:
@@ -305,6 +312,7 @@ def policy_to_dict(policy: RolloutPolicy) -> dict[str, object]:
             }
             for w in policy.windows
         ],
+        "charger_capability": policy.charger_capability,
     }
 
 
@@ -342,6 +350,7 @@ def policy_from_dict(data: dict[str, Any]) -> RolloutPolicy:
                 )
                 for w in data["windows"]
             ),
+            charger_capability=data.get("charger_capability"),  # absent in policies stored before it
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"malformed rollout policy: {e!r}") from e

@@ -15,6 +15,9 @@
           │    ├── PartialBundleError        director omits images of a release that must install together
           │    ├── VehicleMismatchError      metadata for another vehicle or for ECUs it does not have
           │    ├── IncompatibleError         the result would break a `requires` of an assigned image
+          │    ├── FirmwareCertificateError  a charger firmware signing certificate that does not
+          │    │                             chain to the manufacturer root, or has expired
+          │    ├── FirmwareSignatureError    a charger firmware image whose signature does not verify
           │    └── ManifestError             a version manifest the server must refuse
           │         ├── ManifestSignatureError
           │         ├── ManifestReplayError  a counter or nonce seen before
@@ -35,6 +38,8 @@ __all__ = [
     "AuthenticationError",
     "DirectorImageMismatchError",
     "EndlessDataError",
+    "FirmwareCertificateError",
+    "FirmwareSignatureError",
     "FreezeError",
     "HardwareMismatchError",
     "ImageRollbackError",
@@ -123,6 +128,16 @@ class VehicleMismatchError(VerificationError):
 class IncompatibleError(VerificationError):
     code = "incompatible"
     default_message = "the assigned images would break a version constraint"
+
+
+class FirmwareCertificateError(VerificationError):
+    code = "firmware_certificate"
+    default_message = "the firmware signing certificate is not valid under the manufacturer root"
+
+
+class FirmwareSignatureError(VerificationError):
+    code = "firmware_signature"
+    default_message = "the firmware image's signature does not verify"
 
 
 class ManifestError(VerificationError):

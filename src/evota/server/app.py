@@ -31,6 +31,7 @@ from evota.deployment import Deployment
 from evota.errors import ConfigError, EvotaError, InputError, KeyUnavailableError, NotFoundError
 from evota.security.errors import AuthenticationError, PermissionDeniedError, SecurityError
 from evota.server.ocpp.endpoint import ocpp_router
+from evota.server.ocpp.firmware import FirmwareDispatcher, charger_loop
 from evota.server.ocpp.hub import ChargerHub
 from evota.server.ocpp.rpc import CsmsContext
 from evota.server.repo_routes import repo_router
@@ -42,6 +43,7 @@ log = logging.getLogger("evota.server")
 
 REFRESH_INTERVAL_S = 60.0
 TICK_INTERVAL_S = 10.0
+CHARGER_INTERVAL_S = 2.0
 
 
 class ErrorDetail(BaseModel):
@@ -119,10 +121,25 @@ def create_app(
     refresh_interval_s: float | None = REFRESH_INTERVAL_S,
     tick_interval_s: float | None = TICK_INTERVAL_S,
     mqtt_url: str | None = None,
+    charger_interval_s: float | None = CHARGER_INTERVAL_S,
+    charger_decisions: bool | None = None,
+    csms: CsmsContext | None = None,
 ) -> FastAPI:
     """Build the app for one home. Without `db` only the repositories are served. `None` for
-    an interval turns that background loop off (tests drive the work explicitly). `mqtt_url`
-    also ingests telemetry from that broker (`server/mqtt.py`)."""
+    an interval turns that background loop off (tests drive the work explicitly).
+
+    The charger loop sends queued firmware requests to the chargers connected here every
+    `charger_interval_s` (and when a charger event wakes it); it also decides (request
+    timeouts, charger campaigns) while this process leads, if `charger_decisions` (default:
+    whenever the vehicle controller runs, i.e. `tick_interval_s` is not None).
+    `csms` overrides the CSMS's settings (tests: short timeouts and a simulated clock).
+    `mqtt_url` also ingests vehicle telemetry from that broker (`server/mqtt.py`).
+    """
+    ctx: CsmsContext | None = None
+    dispatcher: FirmwareDispatcher | None = None
+    if db is not None:
+        ctx = csms or _csms_context(dep, db)
+        dispatcher = FirmwareDispatcher(ctx, ChargerHub())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -138,6 +155,10 @@ def create_app(
             ingest = MqttIngest(dep, db, mqtt_url)
             await asyncio.to_thread(ingest.start)
             app.state.mqtt = ingest
+        if dispatcher is not None and charger_interval_s is not None:
+            deciding = charger_decisions if charger_decisions is not None else tick_interval_s is not None
+            decide = _charger_decisions(dispatcher.ctx) if deciding else None
+            tasks.append(asyncio.create_task(charger_loop(dispatcher, charger_interval_s, decide)))
         try:
             yield
         finally:
@@ -151,14 +172,22 @@ def create_app(
     app = FastAPI(title="evota", version=__version__, lifespan=lifespan)
     app.include_router(repo_router(dep), responses=REPO_ERRORS)
     if db is not None:
+        from evota.server.charger_api import charger_router
         from evota.server.device_api import device_router
         from evota.server.operator_api import operator_router
 
         app.include_router(operator_router(dep, db), responses=API_ERRORS)
+        app.include_router(charger_router(dep, db), responses=API_ERRORS)
         app.include_router(device_router(dep, db), responses=API_ERRORS)
-        # The CSMS: chargers' websockets on the same port (see server/ocpp/endpoint.py).
-        app.state.chargers = ChargerHub()
-        app.include_router(ocpp_router(CsmsContext(db, dep.clock), app.state.chargers))
+        from evota.server.firmware_routes import firmware_router
+
+        # The CSMS: chargers' websockets on the same port (see server/ocpp/endpoint.py), and
+        # the firmware images they download.
+        assert ctx is not None and dispatcher is not None
+        app.state.chargers = dispatcher.hub
+        app.state.csms = ctx
+        app.include_router(ocpp_router(ctx, dispatcher.hub, dispatcher))
+        app.include_router(firmware_router(dep), responses=REPO_ERRORS)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -257,3 +286,32 @@ async def _controller_loop(dep: Deployment, db: Database, interval: float) -> No
             await asyncio.sleep(interval)
     finally:
         leadership.release()
+
+
+def _csms_context(dep: Deployment, db: Database) -> CsmsContext:
+    from evota.domain.firmware import FirmwareTimeouts
+    from evota.server.services.firmware_queries import timeouts_resolver
+
+    return CsmsContext(
+        db, dep.clock, timeouts=timeouts_resolver(db, FirmwareTimeouts()), public_url=dep.settings.public_url
+    )
+
+
+def _charger_decisions(ctx: CsmsContext) -> Any:
+    """The leader's share of a charger round: time out silent requests, plan the campaigns."""
+    from evota.server.services import charger_controller, firmware_requests
+    from evota.server.services.controller import Leadership
+
+    leadership = Leadership(ctx.db, key=_CHARGER_LEADER_LOCK)
+
+    def decide() -> None:
+        if leadership.is_leader():
+            firmware_requests.sweep(ctx.db, timeouts=ctx.timeouts, now=ctx.clock.now())
+            report = charger_controller.tick(ctx.db, ctx.clock.now())
+            if report.advanced or report.halted or report.completed:
+                log.info("charger controller tick: %s", report)
+
+    return decide
+
+
+_CHARGER_LEADER_LOCK = 0x65766F7443  # "evotC": the charger controller's lock (the vehicles' is "evotc")

@@ -102,6 +102,12 @@ class PolicyBody(_Body):
     success_threshold_pct: float = _DEFAULTS["success_threshold_pct"]  # type: ignore[assignment]
     preconditions: PreconditionsBody = PreconditionsBody()
     windows: list[WindowBody] = []
+    charger_capability: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Hold vehicles whose depot chargers are not all certified for this capability.",
+        examples=["iso15118-20-bidirectional"],
+    )
 
 
 class CampaignBody(_Body):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 __all__ = ["ConnectionClosedError", "StarletteConnection"]
 
@@ -46,10 +46,12 @@ class StarletteConnection:
             raise ConnectionClosedError(1006)
         try:
             await self.websocket.send_text(text)
+        except WebSocketDisconnect as e:  # the charger went while we were writing (a reboot)
+            raise ConnectionClosedError(e.code) from e
         except (RuntimeError, OSError) as e:  # closed while we were writing
             raise ConnectionClosedError(1006) from e
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.websocket.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, OSError):
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self.websocket.close(code=code, reason=reason)

@@ -26,12 +26,13 @@ from evota.errors import InputError
 from evota.security.errors import AuthenticationError
 from evota.server.ocpp.auth import basic_credentials
 from evota.server.ocpp.connection import ConnectionClosedError, StarletteConnection
+from evota.server.ocpp.firmware import FirmwareDispatcher, session_base_url
 from evota.server.ocpp.hub import ChargerHub
 from evota.server.ocpp.rpc import CsmsChargePoint, CsmsContext
 from evota.server.ocpp.v16 import Csms16
 from evota.server.ocpp.v201 import Csms201
 from evota.server.services import csms
-from evota.server.services.chargers import authenticate_charger
+from evota.server.services.chargers import VerifiedPasswords, authenticate_charger
 
 __all__ = ["ocpp_router"]
 
@@ -40,15 +41,18 @@ log = logging.getLogger("evota.ocpp")
 _SESSIONS: dict[Protocol, type[CsmsChargePoint]] = {Protocol.V16: Csms16, Protocol.V201: Csms201}
 
 
-def ocpp_router(ctx: CsmsContext, hub: ChargerHub) -> APIRouter:
+def ocpp_router(ctx: CsmsContext, hub: ChargerHub, dispatcher: FirmwareDispatcher | None = None) -> APIRouter:
     router = APIRouter()
+    verified = VerifiedPasswords()
 
     @router.websocket("/ocpp/{charge_point_id}")
     async def ocpp_endpoint(websocket: WebSocket, charge_point_id: str) -> None:
         try:
             validate_charge_point_id(charge_point_id)
             password = basic_credentials(websocket.headers.get("authorization"), charge_point_id)
-            await asyncio.to_thread(authenticate_charger, ctx.db, charge_point_id, password)
+            await asyncio.to_thread(
+                authenticate_charger, ctx.db, charge_point_id, password, verified=verified
+            )
         except (InputError, AuthenticationError) as e:
             log.warning("refused a charger connection to /ocpp/%s: %s", charge_point_id[:48], e)
             await websocket.send_denial_response(
@@ -67,12 +71,16 @@ def ocpp_router(ctx: CsmsContext, hub: ChargerHub) -> APIRouter:
             return
         await websocket.accept(subprotocol=protocol.subprotocol)
         session = _SESSIONS[protocol](charge_point_id, StarletteConnection(websocket), ctx)
-        await run_session(session, hub, ctx)
+        if not session.base_url:
+            session.base_url = session_base_url(str(websocket.url))
+        await run_session(session, hub, ctx, dispatcher)
 
     return router
 
 
-async def run_session(session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContext) -> None:
+async def run_session(
+    session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContext, dispatcher: FirmwareDispatcher | None = None
+) -> None:
     """Serve one charger's connection until it closes."""
     cpid = session.charge_point_id
     old = hub.attach(session)
@@ -88,6 +96,8 @@ async def run_session(session: CsmsChargePoint, hub: ChargerHub, ctx: CsmsContex
         now=ctx.clock.now(),
     )
     log.info("%s connected (OCPP %s)", cpid, session.protocol.value)
+    if dispatcher is not None:
+        dispatcher.connected(session)
     try:
         await session.start()
     except ConnectionClosedError as e:

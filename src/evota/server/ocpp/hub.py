@@ -7,9 +7,31 @@ network may reconnect before the CSMS notices the old TCP connection is dead.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Protocol
 
-__all__ = ["ChargerHub", "Session"]
+__all__ = ["ChargerHub", "Session", "Waker"]
+
+
+class Waker:
+    """Wakes the firmware dispatcher when something may have queued a request (a boot, a
+    status, a connection) instead of leaving it to the next poll. Loop-bound: set from the
+    server's event loop only."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        if self._event is None:
+            self._event = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
 
 
 class Session(Protocol):

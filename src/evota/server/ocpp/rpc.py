@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from typing import Any, ClassVar
 
 from ocpp.charge_point import ChargePoint
@@ -31,9 +32,12 @@ from ocpp.messages import CallError, MessageType, unpack
 
 from evota.clock import Clock
 from evota.domain.chargers import Protocol
+from evota.domain.firmware import FirmwareStatus, FirmwareTimeouts
 from evota.server.ocpp.connection import ConnectionClosedError, StarletteConnection
 from evota.server.ocpp.errors import ChargerCallError, ChargerOfflineError, ChargerTimeoutError
-from evota.server.services import csms
+from evota.server.ocpp.hub import Waker
+from evota.server.services import csms, firmware_requests
+from evota.server.services.firmware_requests import TimeoutsOf
 from evota.server.store.db import Database
 
 __all__ = ["CsmsChargePoint", "CsmsContext", "wire_code"]
@@ -53,14 +57,26 @@ def wire_code(code: str, protocol: Protocol) -> str:
     return table.get(code, code)
 
 
+def _default_timeouts(_: int | None) -> FirmwareTimeouts:
+    return FirmwareTimeouts()
+
+
 @dataclasses.dataclass(frozen=True)
 class CsmsContext:
-    """What every session needs: the database, the clock, and the CSMS's settings."""
+    """What every session needs: the database, the clock, and the CSMS's settings.
+
+    `public_url` is the HTTP(S) base chargers download firmware from; empty, each session
+    uses the address the charger itself reached (its websocket URL as http/https).
+    """
 
     db: Database
     clock: Clock
     heartbeat_interval_s: int = 300
     call_timeout_s: float = 30.0
+    timeouts: TimeoutsOf = _default_timeouts
+    public_url: str = ""
+    waker: Waker = dataclasses.field(default_factory=Waker)
+    reconcile_after_s: float = 2.0  # a reconnect without a boot: ask for the firmware status then
 
 
 def _message_id(raw: str | bytes) -> str:
@@ -82,6 +98,9 @@ class CsmsChargePoint(ChargePoint):
         self.ctx = ctx
         self.connection = connection
         self._booted = False  # cached once true: a boot is never undone
+        self.base_url = ctx.public_url  # set by the endpoint from the charger's own URL if empty
+        self.boots = 0  # BootNotifications on this connection
+        self.connected_at = time.monotonic()
 
     @property
     def db(self) -> Database:
@@ -96,8 +115,48 @@ class CsmsChargePoint(ChargePoint):
             self._booted = await asyncio.to_thread(csms.is_booted, self.db, self.charge_point_id)
         return self._booted
 
-    def mark_booted(self) -> None:
+    async def ready_for_calls(self) -> bool:
+        """May the CSMS send calls now? After a boot on this connection; or, for a charger that
+        booted before and reconnected without booting, once it had time to send a boot if it
+        was going to (a call before an accepted boot breaks B02.FR.09 / 1.6 §4.2)."""
+        if self.boots:
+            return True
+        waited = time.monotonic() - self.connected_at >= self.ctx.reconcile_after_s
+        return waited and await self.booted()
+
+    async def accept_boot(self, boot: csms.Boot) -> None:
+        """Record a BootNotification and judge it for the charger's firmware request, before
+        the answer goes out: a request queued from here on is never mistaken for one the
+        reboot interrupted."""
+        now = self.ctx.clock.now()
+        await asyncio.to_thread(csms.record_boot, self.db, self.charge_point_id, boot, now=now)
+        await asyncio.to_thread(
+            firmware_requests.record_boot,
+            self.db,
+            self.charge_point_id,
+            firmware_version=boot.firmware_version,
+            timeouts=self.ctx.timeouts,
+            now=now,
+        )
         self._booted = True
+
+    def boot_answered(self) -> None:
+        """The boot's answer is out: calls to the charger may follow (`ready_for_calls`)."""
+        self.boots += 1
+        self.ctx.waker.wake()
+
+    async def firmware_status(self, status: str, request_id: int | None) -> None:
+        """A (Signed)FirmwareStatusNotification: stored as a step, and the request moved."""
+        await asyncio.to_thread(
+            firmware_requests.record_status,
+            self.db,
+            self.charge_point_id,
+            status=FirmwareStatus(status),
+            request_id=request_id,
+            timeouts=self.ctx.timeouts,
+            now=self.ctx.clock.now(),
+        )
+        self.ctx.waker.wake()
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         try:

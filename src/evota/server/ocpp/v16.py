@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
@@ -39,15 +39,16 @@ class Csms16(CsmsChargePoint, ChargePoint):
             serial_number=kwargs.get("charge_point_serial_number") or kwargs.get("charge_box_serial_number"),
             reason="Unknown",
         )
-        await asyncio.to_thread(
-            csms.record_boot, self.db, self.charge_point_id, boot, now=self.ctx.clock.now()
-        )
-        self.mark_booted()
+        await self.accept_boot(boot)
         return call_result.BootNotification(
             current_time=self.now_iso(),
             interval=self.ctx.heartbeat_interval_s,
             status=RegistrationStatus.accepted,
         )
+
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **kwargs: Any) -> None:
+        self.boot_answered()
 
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
@@ -124,3 +125,16 @@ class Csms16(CsmsChargePoint, ChargePoint):
             csms.record_security_event, self.db, self.charge_point_id, event=type, now=self.ctx.clock.now()
         )
         return call_result.SecurityEventNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
+        # 1.6 core: no requestId; it belongs to the charger's newest open request.
+        await self.firmware_status(status, None)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(
+        self, status: str, request_id: int | None = None
+    ) -> call_result.SignedFirmwareStatusNotification:
+        await self.firmware_status(status, request_id)
+        return call_result.SignedFirmwareStatusNotification()

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action, AuthorizationStatusEnumType, RegistrationStatusEnumType
 
@@ -52,15 +52,16 @@ class Csms201(CsmsChargePoint, ChargePoint):
             serial_number=charging_station.get("serial_number"),
             reason=reason,
         )
-        await asyncio.to_thread(
-            csms.record_boot, self.db, self.charge_point_id, boot, now=self.ctx.clock.now()
-        )
-        self.mark_booted()
+        await self.accept_boot(boot)
         return call_result.BootNotification(
             current_time=self.now_iso(),
             interval=self.ctx.heartbeat_interval_s,
             status=RegistrationStatusEnumType.accepted,
         )
+
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **kwargs: Any) -> None:
+        self.boot_answered()
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs: Any) -> call_result.Heartbeat:
@@ -146,3 +147,10 @@ class Csms201(CsmsChargePoint, ChargePoint):
             csms.record_security_event, self.db, self.charge_point_id, event=type, now=self.ctx.clock.now()
         )
         return call_result.SecurityEventNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(
+        self, status: str, request_id: int | None = None, **kwargs: Any
+    ) -> call_result.FirmwareStatusNotification:
+        await self.firmware_status(status, request_id)
+        return call_result.FirmwareStatusNotification()

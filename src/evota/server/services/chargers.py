@@ -8,8 +8,12 @@ the charger says about itself (vendor, model, firmware) arrives with its BootNot
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+import hmac
+import secrets
+import threading
 import zoneinfo
 from collections.abc import Sequence
 
@@ -28,6 +32,7 @@ from evota.server.store.db import Database
 
 __all__ = [
     "ChargerView",
+    "VerifiedPasswords",
     "add_charger",
     "authenticate_charger",
     "get_charger",
@@ -159,14 +164,50 @@ def reset_password(db: Database, charge_point_id: str, *, actor: str, now: dt.da
     return password
 
 
-def authenticate_charger(db: Database, charge_point_id: str, password: str) -> None:
+class VerifiedPasswords:
+    """The (charger, stored hash, password) triples that verified lately, so that a fleet
+    reconnecting at once (a CSMS restart, a network outage) costs one scrypt per charger
+    rather than one per connection. The password is kept only as an HMAC under a key that
+    lives in this process; a new password (a new stored hash) misses the cache."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._key = secrets.token_bytes(32)
+        self._seen: collections.OrderedDict[tuple[str, str, bytes], None] = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def _entry(self, charge_point_id: str, stored: str, password: str) -> tuple[str, str, bytes]:
+        return charge_point_id, stored, hmac.digest(self._key, password.encode("utf-8"), "sha256")
+
+    def known(self, charge_point_id: str, stored: str, password: str) -> bool:
+        entry = self._entry(charge_point_id, stored, password)
+        with self._lock:
+            if entry in self._seen:
+                self._seen.move_to_end(entry)
+                return True
+        return False
+
+    def remember(self, charge_point_id: str, stored: str, password: str) -> None:
+        with self._lock:
+            self._seen[self._entry(charge_point_id, stored, password)] = None
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+def authenticate_charger(
+    db: Database, charge_point_id: str, password: str, *, verified: VerifiedPasswords | None = None
+) -> None:
     """AuthenticationError unless `password` is this registered charger's."""
     with db.sessions() as session:
         stored = session.scalars(
             select(ChargerRow.password_hash).where(ChargerRow.charge_point_id == charge_point_id)
         ).one_or_none()
+    if stored is not None and verified is not None and verified.known(charge_point_id, stored, password):
+        return
     if stored is None or not verify_password(password, stored):
         raise AuthenticationError(f"charger {charge_point_id}: unknown charger or wrong password")
+    if verified is not None:
+        verified.remember(charge_point_id, stored, password)
 
 
 def load_charger(session: Session, charge_point_id: str, *, lock: bool = False) -> ChargerRow:

@@ -59,6 +59,7 @@ from evota.security.director import Director
 from evota.security.image_repo import ImageRepository
 from evota.server.services import health
 from evota.server.services.audit import record
+from evota.server.services.certifications import depot_reasons
 from evota.server.store.db import Database
 from evota.server.store.models import CampaignRow, CampaignVehicleRow, EcuRow, VehicleRow
 
@@ -164,6 +165,7 @@ def _load_view(
             VehicleRow.id,
             VehicleRow.vin,
             VehicleRow.time_zone,
+            VehicleRow.depot,
             VehicleRow.soc,
             VehicleRow.soh,
             VehicleRow.charging,
@@ -207,6 +209,9 @@ def _load_view(
         [r.id for r in rows if r.status in undecided],
         release,
     )
+    policy = policy_from_dict(campaign.policy)
+    if policy.charger_capability:
+        _charger_holds(session, policy.charger_capability, [r for r in rows if r.status in undecided], holds)
     devices = []
     stored: dict[str, tuple[int, list[str] | None]] = {}
     for r in rows:
@@ -228,7 +233,7 @@ def _load_view(
         )
     view = CampaignView(
         state=CampaignState(campaign.state),
-        policy=policy_from_dict(campaign.policy),
+        policy=policy,
         wave=campaign.current_wave,
         waves=len(campaign.waves),
         wave_started_at=campaign.wave_started_at or campaign.updated_at,
@@ -299,6 +304,16 @@ def _hold_reasons(
         if (reason := judged[key]) is not None:
             out[vid] = reason.removeprefix("incompatible (").removesuffix(")")
     return out
+
+
+def _charger_holds(session: Session, capability: str, rows: Sequence[Any], holds: dict[int, str]) -> None:
+    """Add, for each undecided vehicle whose depot chargers are not all certified for the
+    release's charger capability, that reason to its holds (`domain/charger_compat.py`)."""
+    depots = {r.id: r.depot for r in rows}
+    reasons = depot_reasons(session, capability, depots.values())
+    for vid, depot in depots.items():
+        if (reason := reasons[depot]) is not None:
+            holds[vid] = f"{holds[vid]}; {reason}" if vid in holds else reason
 
 
 def _apply(
@@ -587,8 +602,9 @@ class Leadership:
     again. SQLite: one process per home, always the leader.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: int = _LEADER_LOCK) -> None:
         self.db = db
+        self.key = key  # one lock per controller (vehicles; chargers have their own)
         self._connection: Connection | None = None
         self._backend_pid: int | None = None
 
@@ -607,9 +623,7 @@ class Leadership:
                 self.release()
                 return False
             connection = self.db.engine.connect()
-            won = bool(
-                connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK}).scalar()
-            )
+            won = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
             pid = connection.execute(text("SELECT pg_backend_pid()")).scalar()
             connection.commit()
             if won:
@@ -626,7 +640,7 @@ class Leadership:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             with contextlib.suppress(DBAPIError):  # if the connection is gone, so is the lock
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK})
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
             # Invalidate rather than return it to the pool: a pooled session would keep the lock.
             connection.invalidate()
             connection.close()

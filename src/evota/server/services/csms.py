@@ -216,7 +216,7 @@ def record_security_event(db: Database, charge_point_id: str, *, event: str, now
             FirmwareStepRow(
                 charger_id=charger.id,
                 request_id=None,
-                status=event[:32],
+                status=event[:64],
                 source="security_event",
                 received_at=now,
             )

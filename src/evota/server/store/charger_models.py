@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evota.server.store.models import Base, UtcDateTime
 
 __all__ = [
+    "ChargerCampaignMemberRow",
+    "ChargerCampaignRow",
+    "ChargerCertificationRow",
     "ChargerConnectorRow",
     "ChargerFirmwareRow",
     "ChargerRow",
@@ -143,7 +146,7 @@ class FirmwareRequestRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     charger_id: Mapped[int] = mapped_column(ForeignKey("chargers.id", ondelete="CASCADE"))
     firmware_id: Mapped[int] = mapped_column(ForeignKey("charger_firmware.id", ondelete="RESTRICT"))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("charger_campaigns.id", ondelete="SET NULL"))
     purpose: Mapped[str] = mapped_column(String(16))  # update, rollback
     retries: Mapped[int] = mapped_column(Integer)  # tries in all, sent with the request (≥ 1)
     retry_interval_s: Mapped[int] = mapped_column(Integer)
@@ -171,6 +174,73 @@ class FirmwareStepRow(Base):
     charger_id: Mapped[int] = mapped_column(ForeignKey("chargers.id", ondelete="CASCADE"))
     # Not a foreign key: a status with a requestId evota never sent is stored too.
     request_id: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(32))
+    # A firmware status, an answer, or a security event (InvalidFirmwareSigningCertificate: 33).
+    status: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # charger, csms (a timeout evota decided)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ChargerCampaignRow(Base):
+    """A firmware campaign for chargers: the lifecycle, approval and waves of vehicle campaigns
+    (`domain/campaign.py`), with its own members and planner (`domain/charger_campaign.py`)."""
+
+    __tablename__ = "charger_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    firmware_id: Mapped[int] = mapped_column(ForeignKey("charger_firmware.id", ondelete="RESTRICT"))
+    selector: Mapped[dict[str, object]] = mapped_column(JSON)
+    waves: Mapped[list[float]] = mapped_column(JSON)
+    policy: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    current_wave: Mapped[int] = mapped_column(Integer)
+    wave_started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The newest session id when the campaign started: the control cohort's sessions are newer.
+    session_watermark: Mapped[int] = mapped_column(Integer, default=0)
+    halt_reason: Mapped[str | None] = mapped_column(String(512))
+    created_by: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ChargerCampaignMemberRow(Base):
+    """A charger in a campaign's scope. Its firmware requests are the rows of
+    `charger_firmware_requests` with this campaign and charger (the newest one counts)."""
+
+    __tablename__ = "charger_campaign_members"
+    __table_args__ = (Index("ix_charger_campaign_members_status", "campaign_id", "status"),)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("charger_campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    charger_id: Mapped[int] = mapped_column(ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True)
+    wave: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    from_version: Mapped[str | None] = mapped_column(String(50))  # what it ran when scoped
+    rollback_version: Mapped[str | None] = mapped_column(String(50))  # its last known good firmware
+    status_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())  # when it entered `status`
+    boots: Mapped[int] = mapped_column(Integer, default=0)  # boots since the install (loop guard)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ChargerCertificationRow(Base):
+    """A capability a charger model is certified for over a firmware version range (e.g.
+    ISO 15118-20 bidirectional power transfer for Acme AC22 firmware >=2.1,<3)."""
+
+    __tablename__ = "charger_certifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "capability", "vendor", "model", "versions", name="uq_charger_certifications_capability_model"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    capability: Mapped[str] = mapped_column(String(64), index=True)
+    vendor: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(50))
+    versions: Mapped[str] = mapped_column(String(128))  # a version constraint, e.g. ">=2.1,<3"
+    note: Mapped[str | None] = mapped_column(String(256))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
