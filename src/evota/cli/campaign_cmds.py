@@ -76,7 +76,6 @@ def _show(summary: CampaignSummary, as_json: bool) -> None:
     console.print("  vehicles: " + ", ".join(f"{n} {s}" for s, n in summary.statuses.items()))
 
 
-@campaign_app.command("create")
 def _gate(interval_hours: float) -> dict[str, object]:
     from evota.domain.health import default_gate
 
@@ -85,6 +84,7 @@ def _gate(interval_hours: float) -> dict[str, object]:
     return {**default_gate().to_dict(), "interval_s": interval_hours * 3600}
 
 
+@campaign_app.command("create")
 @reports_errors
 def create(
     name: Annotated[str, typer.Argument(help="Campaign name, e.g. bms-2-4-0-eu.")],
