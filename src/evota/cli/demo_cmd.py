@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,11 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evota.clock import SystemClock
+
 console = Console()
 
 
 def demo(
-    vehicles: Annotated[int, typer.Option(min=20, help="Vans in the fleet.")] = 200,
+    vehicles: Annotated[
+        int, typer.Option(min=100, help="Vans in the fleet (the gate needs ten in the first wave).")
+    ] = 200,
     depots: Annotated[int, typer.Option(min=2, max=8, help="Depots (cold and warm ones alike).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the fleet, its routes and its batteries.")] = 1,
     home: Annotated[
@@ -31,7 +34,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the fleet story: 200 delivery vans in 8 depots, a good release to 100 %, a bad cold
-    calibration caught and rolled back by the health gate in its first wave, and a BMS release
+    calibration caught and rolled back by the health gate, and a BMS release
     that needs a newer VCMS (a bundle, with incompatible vans held). Days of the fleet pass in
     minutes on a simulated clock, through the real server services and the real agents."""
     if walkthrough:
@@ -49,7 +52,7 @@ def demo(
             console.print(f"[red]{home} exists and is not an evota home; choose another --home[/red]")
             raise typer.Exit(1)
         shutil.rmtree(home)
-    start = demo_start(dt.date.today())  # noqa: DTZ011 - the season only: last winter's January
+    start = demo_start(SystemClock().now().date())  # the season only: last winter's January
     console.print(
         f"[bold]evota demo[/bold]: {vehicles} vans in {depots} depots, from {start:%Y-%m-%d} (simulated)"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -11,11 +10,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from evota.clock import SystemClock
+
 console = Console()
 
 
 def fleet(
-    vehicles: Annotated[int, typer.Option(min=20, help="Vans in the fleet.")] = 1000,
+    vehicles: Annotated[
+        int, typer.Option(min=100, help="Vans in the fleet (the gate needs ten in the first wave).")
+    ] = 1000,
     days: Annotated[float, typer.Option(min=0.5, help="Simulated days at most.")] = 7.0,
     depots: Annotated[int, typer.Option(min=2, max=8, help="Depots.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the fleet, its routes and its batteries.")] = 1,
@@ -27,7 +30,7 @@ def fleet(
     ] = None,
     report: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("sim-report.json"),
 ) -> None:
-    """Run the demo's three campaigns on a fleet of any size, for at most DAYS simulated days,
+    """Run the demo's three campaigns on a larger fleet, for at most DAYS simulated days,
     through the real server services and agents; then write the same report as `evota demo`."""
     from evota.sim.demo import demo_start, run_demo, write_report
 
@@ -55,7 +58,7 @@ def fleet(
             vehicles=vehicles,
             depots=depots,
             seed=seed,
-            start=demo_start(dt.date.today()),  # noqa: DTZ011 - the season only
+            start=demo_start(SystemClock().now().date()),  # the season only: last winter's January
             max_days=days,
             database_url=database_url,
             progress=progress,

@@ -31,7 +31,6 @@ import base64
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +39,7 @@ from ocpp.exceptions import OCPPError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from evota.clock import Clock, SystemClock
 from evota.domain.chargers import Protocol, parse_ocpp_time
 from evota.errors import EvotaError
 from evota.security.firmware_signing import check_certificate, verify_firmware, verify_signature
@@ -58,7 +58,7 @@ class _DownloadError(Exception):
 
 
 class SimCharger:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.security_extension = config.security_extension or config.protocol is Protocol.V201
         self.version = config.firmware_version
@@ -80,17 +80,19 @@ class SimCharger:
         self._cut_session: tuple[str, int] | None = None  # a session the power cut ended
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._time_base, self._time_mono = dt.datetime.now(dt.UTC), time.monotonic()
+        # The station's own clock: the host's (or a simulated one), moved by the CSMS's time.
+        self._clock: Clock = clock or SystemClock()
+        self._clock_offset = dt.timedelta(0)
         self._meter = 0
 
     # ---- time ---------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        return self._time_base + dt.timedelta(seconds=time.monotonic() - self._time_mono)
+        return self._clock.now() + self._clock_offset
 
     def _set_time(self, current: object) -> None:
         at = parse_ocpp_time(current)
         if at is not None:
-            self._time_base, self._time_mono = at, time.monotonic()
+            self._clock_offset = at - self._clock.now()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

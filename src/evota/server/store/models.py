@@ -160,7 +160,10 @@ class CampaignRow(Base):
 
 class CampaignVehicleRow(Base):
     __tablename__ = "campaign_vehicles"
-    __table_args__ = (Index("ix_campaign_vehicles_status", "campaign_id", "status"),)
+    __table_args__ = (
+        Index("ix_campaign_vehicles_status", "campaign_id", "status"),
+        Index("ix_campaign_vehicles_vehicle", "vehicle_id"),
+    )
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True)

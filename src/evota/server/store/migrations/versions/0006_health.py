@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("rollback_assigned", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.add_column("campaign_vehicles", sa.Column("rolled_back_at", sa.DateTime(timezone=True), nullable=True))
+    # Check-ins look a vehicle's campaign rows up by vehicle (reconciliation, rollbacks).
+    op.create_index("ix_campaign_vehicles_vehicle", "campaign_vehicles", ["vehicle_id"])
     op.create_table(
         "health_verdicts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,6 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_health_verdicts_campaign_at", table_name="health_verdicts")
     op.drop_table("health_verdicts")
+    op.drop_index("ix_campaign_vehicles_vehicle", table_name="campaign_vehicles")
     for column in (
         "rolled_back_at",
         "rollback_assigned",
