@@ -131,6 +131,7 @@ class SimulatedEcu:
         except (OSError, ValueError, KeyError) as e:
             raise EcuError(f"{folder} is not a simulated ECU: {e}") from e
         self._faults = faults or _no_faults
+        self._signer: CryptoSigner | None = None  # the ECU's key is written once, at creation
 
     # ---- identity ---------------------------------------------------------------------------
     @property
@@ -358,10 +359,11 @@ class SimulatedEcu:
         installed = self.status().installed
         if installed is None:
             raise EcuError(f"ECU {self.serial} runs no verified image")
-        key = load_pem_private_key((self.folder / "key.pem").read_bytes(), password=None)
-        signer = CryptoSigner(key)
+        if self._signer is None:
+            key = load_pem_private_key((self.folder / "key.pem").read_bytes(), password=None)
+            self._signer = CryptoSigner(key)
         report = version_report_of(self.serial, installed, time=time, counter=counter, attacks=attacks)
-        return sign_ecu_report(report, signer)
+        return sign_ecu_report(report, self._signer)
 
     def close(self) -> None:
         return None

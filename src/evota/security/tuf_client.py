@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -108,6 +109,13 @@ def tuf_errors(phase: Literal["metadata", "target"]) -> Iterator[None]:
         raise RepositoryUnavailableError(f"download failed: {e!r}") from e
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
 @contextlib.contextmanager
 def staged_cache(cache: Path) -> Iterator[Path]:
     """A copy of a client metadata cache, put in the cache's place only if the block succeeds.
@@ -115,6 +123,10 @@ def staged_cache(cache: Path) -> Iterator[Path]:
     ngclient persists each file as soon as it verifies it; a caller whose own checks come
     after (Uptane's director checks) must not keep metadata those checks refuse. The swap is
     two renames; a cut between them is repaired the next time (the previous cache returns).
+
+    The copy is made of hard links: ngclient never writes a cached file in place (it writes a
+    temporary file and renames it over the old one), so a link shares the old bytes until the
+    staged side replaces them, and staging costs no data copy on every check-in.
     """
     staging = cache.with_name(f".{cache.name}.staging")
     previous = cache.with_name(f".{cache.name}.previous")
@@ -123,7 +135,7 @@ def staged_cache(cache: Path) -> Iterator[Path]:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(previous, ignore_errors=True)
     if cache.exists():
-        shutil.copytree(cache, staging, symlinks=True)
+        shutil.copytree(cache, staging, symlinks=True, copy_function=_link_or_copy)
     else:
         staging.mkdir(parents=True)
     try:
