@@ -163,6 +163,16 @@ CASES: dict[str, tuple[CampaignView, list[Decision]]] = {
     "gated-no-verdict-yet-no-advance": (gated(None, dev("A", U), dev("B", U)), []),
     "gated-hold-no-advance": (gated(Health("hold", "not enough data"), dev("A", U), dev("B", U)), []),
     "gated-proceed-advances": (gated(Health("proceed"), dev("A", U), dev("B", U)), [Advance(1)]),
+    # The dwell (24 h here) is also driving on the release: a "proceed" from a look whose
+    # telemetry covers less of it after the wave's updates waits for a later look.
+    "gated-proceed-on-too-little-driving-waits": (
+        gated(Health("proceed", exposure=dt.timedelta(hours=20)), dev("A", U), dev("B", U)),
+        [],
+    ),
+    "gated-proceed-on-a-dwell-of-driving-advances": (
+        gated(Health("proceed", exposure=dt.timedelta(hours=24)), dev("A", U), dev("B", U)),
+        [Advance(1)],
+    ),
     "gated-proceed-still-waits-for-dwell": (
         gated(Health("proceed"), dev("A", U), dev("B", U), started=dt.timedelta(hours=1)),
         [],

@@ -13,7 +13,10 @@ and applies the decisions in one transaction. It decides, in this order:
    flight) has room.
 4. Progress: the wave advances when its dwell time has passed since it started, nothing of it
    is in flight, at least `success_threshold_pct` of its compatible vehicles are updated, and,
-   if the campaign has a health gate, the gate's latest verdict on this wave is "proceed";
+   if the campaign has a health gate, the gate's latest verdict on this wave is "proceed" and
+   rests on the wave's own telemetry over its dwell (the median updated vehicle of the wave
+   had sent KPIs from at least a dwell after its update: the clock of the dwell starts when
+   the wave starts, but a symptom builds up on the updated vehicles, from their update);
    after the last wave the campaign completes when nothing is left to offer or in flight.
 
 Before all of these, a health gate's "rollback" verdict rolls the campaign back: no offer,
@@ -125,6 +128,9 @@ class Health:
 
     outcome: str  # "proceed", "hold" or "rollback"
     reason: str = ""
+    # How long the current wave's median updated vehicle had run the release, as far as the
+    # telemetry the look saw reaches (None: not measured, e.g. a verdict stored before it was).
+    exposure: dt.timedelta | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,6 +286,9 @@ def _progress(
         return []  # not enough of this wave has updated yet (the rest may still be waiting)
     if view.gated and (view.health is None or view.health.outcome != "proceed"):
         return []  # the health gate has not (yet) shown this wave no worse than its control
+    exposure = view.health.exposure if view.gated and view.health is not None else None
+    if exposure is not None and exposure < view.policy.dwell_of(view.wave):
+        return []  # "proceed" on too little driving on the release: wait for the next look
     return [Advance(view.wave + 1)]
 
 

@@ -43,7 +43,6 @@ from evota.domain.planner import (
     DeviceStatus,
     DeviceView,
     Halt,
-    Health,
     Hold,
     Offer,
     RollBack,
@@ -134,9 +133,7 @@ def _tick_campaign(
         if release is not None:
             view, reasons = _load_view(session, campaign, release)
             if look is not None:  # the planner acts on the look made now
-                view = dataclasses.replace(
-                    view, health=Health(look[0].outcome.value, "; ".join(look[0].reasons))
-                )
+                view = dataclasses.replace(view, health=look.health)
             decisions = plan(view, now)
     # Apply under the lock, and only if nobody moved the campaign meanwhile; device reports that
     # landed meanwhile are safe anyway (every row update is conditional on the status planned on).
@@ -151,8 +148,8 @@ def _tick_campaign(
             report.halted.append(campaign.name)
             return
         if look is not None:
-            health.store_verdict(session, campaign, look[0], look[1], now)
-            report.verdicts.append(f"{campaign.name}: {look[0].outcome.value}")
+            health.store_verdict(session, campaign, look, now)
+            report.verdicts.append(f"{campaign.name}: {look.verdict.outcome.value}")
         _apply(session, campaign, decisions, reasons, now, report, {m.ecu_type for _, m in release})
 
 

@@ -44,6 +44,7 @@ from evota.server.store.models import (
 
 __all__ = [
     "DEFAULT_INTERVAL",
+    "Look",
     "VehicleKpis",
     "gather",
     "judge_campaign",
@@ -69,6 +70,21 @@ class VehicleKpis:
     values: Mapping[str, float]  # mean (or max / sum, see above) per KPI
     samples: int
     baseline: Mapping[str, float] = dataclasses.field(default_factory=dict)  # continuous KPIs
+
+
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """One look of the gate: its verdict, its number, and how long the current wave's median
+    updated vehicle had run the release as far as the telemetry seen reaches (the planner
+    lets a wave advance only once that covers its dwell)."""
+
+    verdict: gate.Verdict
+    number: int
+    exposure: dt.timedelta
+
+    @property
+    def health(self) -> Health:
+        return Health(self.verdict.outcome.value, "; ".join(self.verdict.reasons)[:500], self.exposure)
 
 
 def gate_config(campaign: CampaignRow) -> tuple[gate.GateConfig, dt.timedelta] | None:
@@ -189,10 +205,8 @@ def observations(config: gate.GateConfig, vehicles: Sequence[VehicleKpis]) -> li
     return out
 
 
-def judge_campaign(
-    session: Session, campaign: CampaignRow, now: dt.datetime
-) -> tuple[gate.Verdict, int] | None:
-    """A new look if one is due (None otherwise): the verdict and its look number."""
+def judge_campaign(session: Session, campaign: CampaignRow, now: dt.datetime) -> Look | None:
+    """A new look if one is due (None otherwise)."""
     configured = gate_config(campaign)
     if configured is None:
         return None
@@ -214,7 +228,37 @@ def judge_campaign(
         return None
     look = (last.look + 1) if last is not None else 1
     verdict = gate.judge(config, observations(config, vehicles), look=look)
-    return dataclasses.replace(verdict, notes=(*verdict.notes, f"{_SEEN}{newest}")), look
+    verdict = dataclasses.replace(verdict, notes=(*verdict.notes, f"{_SEEN}{newest}"))
+    return Look(verdict, look, wave_exposure(session, campaign, now))
+
+
+def wave_exposure(session: Session, campaign: CampaignRow, now: dt.datetime) -> dt.timedelta:
+    """The median, over the current wave's vehicles that run the release at `now`, of the time
+    from their update to the newest KPI sample they sent (zero for one that sent none yet)."""
+    cv, t = CampaignVehicleRow, TelemetryRow
+    running = (
+        cv.campaign_id == campaign.id,
+        cv.wave == campaign.current_wave,
+        cv.updated_since <= now,
+        or_(cv.rolled_back_at.is_(None), cv.rolled_back_at > now),
+    )
+    vehicles = int(session.scalar(select(func.count()).select_from(cv).where(*running)) or 0)
+    spans = sorted(
+        (newest - since).total_seconds()
+        for since, newest in session.execute(  # both set: the join and the filter say so
+            select(cv.updated_since, func.max(t.at))
+            .join(t, t.vehicle_id == cv.vehicle_id)
+            .where(*running, t.at >= cv.updated_since, t.at <= now)
+            .group_by(cv.vehicle_id, cv.updated_since)
+        )
+        if since is not None and newest is not None
+    )
+    spans = [0.0] * (vehicles - len(spans)) + spans
+    if not spans:
+        return dt.timedelta(0)
+    middle = len(spans) // 2
+    median = spans[middle] if len(spans) % 2 else (spans[middle - 1] + spans[middle]) / 2
+    return dt.timedelta(seconds=median)
 
 
 _SEEN = "telemetry through row "
@@ -228,19 +272,20 @@ def _seen(evidence: Any) -> int:
     return 0
 
 
-def store_verdict(
-    session: Session, campaign: CampaignRow, verdict: gate.Verdict, look: int, now: dt.datetime
-) -> None:
+def store_verdict(session: Session, campaign: CampaignRow, look: Look, now: dt.datetime) -> None:
     session.add(
         HealthVerdictRow(
             campaign_id=campaign.id,
             wave=campaign.current_wave,
-            look=look,
+            look=look.number,
             at=now,
-            outcome=verdict.outcome.value,
-            evidence=verdict.to_dict(),
+            outcome=look.verdict.outcome.value,
+            evidence={**look.verdict.to_dict(), _EXPOSURE: look.exposure.total_seconds()},
         )
     )
+
+
+_EXPOSURE = "wave_exposure_s"
 
 
 def latest_health(session: Session, campaign: CampaignRow) -> Health | None:
@@ -253,5 +298,11 @@ def latest_health(session: Session, campaign: CampaignRow) -> Health | None:
     ).one_or_none()
     if row is None:
         return None
-    reasons = row.evidence.get("reasons", []) if isinstance(row.evidence, dict) else []
-    return Health(row.outcome, "; ".join(str(r) for r in reasons)[:500])
+    evidence = row.evidence if isinstance(row.evidence, dict) else {}
+    reasons = evidence.get("reasons", [])
+    exposure = evidence.get(_EXPOSURE)
+    return Health(
+        row.outcome,
+        "; ".join(str(r) for r in reasons)[:500],
+        dt.timedelta(seconds=float(exposure)) if isinstance(exposure, int | float) else None,
+    )
