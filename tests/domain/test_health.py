@@ -264,6 +264,32 @@ def test_a_harm_only_rate_does_not_hold_for_lack_of_sessions_but_still_rolls_bac
     assert KpiSpec.from_dict(harm_only.to_dict()) == harm_only
 
 
+def test_a_harm_only_count_holds_on_a_suggestive_trend_only() -> None:
+    """One fault code among 8 updated vans and none among 40 controls is an infinite ratio but
+    little evidence (p 0.23): it must not hold a wave; two (p 0.05, not yet significant) do."""
+    faults = KpiSpec("fault_codes", KpiKind.COUNT, 1.5, blocking=False)
+
+    def fleet(updated_events: list[int]) -> list[Observation]:
+        obs = cohort(
+            "mild",
+            U,
+            [
+                {"soc_error_pct": 1.0 + 0.01 * i, "fault_codes": (e, 2.0)}
+                for i, e in enumerate(updated_events)
+            ],
+        )
+        return obs + cohort(
+            "mild", C, [{"soc_error_pct": 1.0 + 0.01 * i, "fault_codes": (0, 2.0)} for i in range(40)]
+        )
+
+    one = judge(gate(SOC, faults), fleet([1] + [0] * 7), look=1)
+    assert row(one, "fault_codes", "mild").decision is Decision.TRENDING_WORSE
+    assert one.outcome is Outcome.PROCEED
+    several = judge(gate(SOC, faults), fleet([1, 1] + [0] * 6), look=1)
+    assert several.outcome is Outcome.HOLD
+    assert any(e.kpi == "fault_codes" and e.holds for e in several.kpis)
+
+
 def test_a_clear_harm_below_the_minimum_cohort_still_rolls_back() -> None:
     """Four cold vans are too few to show a release safe, not too few to show it harmful."""
     warm_u, warm_c = noisy(12, 0.5, 0.1, 1), noisy(60, 0.5, 0.1, 2)

@@ -153,8 +153,8 @@ class KpiSpec:
     min_trials: float = 0.0  # per cohort
     # True: the wave proceeds only once this KPI is shown non-inferior. False: harm only, for
     # rare events a canary wave cannot bound (zero failures in 20 sessions still allows 14 %):
-    # it rolls back on a significant deterioration or a hard limit and holds on a trend
-    # beyond its margin, but its lack of evidence does not hold the wave.
+    # it rolls back on a significant deterioration or a hard limit and holds on a suggestive
+    # trend beyond its margin (p ≤ 0.2 before Holm), but its lack of evidence does not hold.
     blocking: bool = True
 
     def __post_init__(self) -> None:

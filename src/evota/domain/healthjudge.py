@@ -38,6 +38,11 @@ _SEED = 0x6576_6F74  # "evot": with the KPI and stratum names, the seed of every
 _U, _C = Cohort.UPDATED, Cohort.CONTROL
 _AMOUNT = {KpiKind.RATE: "trials", KpiKind.COUNT: "exposure"}
 
+# A harm-only KPI's trend beyond its margin holds the wave only if it is at least suggestive
+# (unadjusted one-sided p at most this): one fault code among the updated vans against none
+# among the controls is an infinite rate ratio with p ≈ 0.4, and must not hold a wave for days.
+TREND_P = 0.2
+
 # A vehicle's usable values for one KPI: (vin, a, b) with CONTINUOUS (value, baseline or nan),
 # RATE (successes, trials), COUNT (events, exposure).
 Unit = tuple[str, float, float]
@@ -292,8 +297,12 @@ def _holds(row: _Row) -> bool:
     """Does this comparison keep the wave from proceeding (see the verdict rule)?"""
     if row.decision in (Decision.NON_INFERIOR, Decision.COMBINED_ONLY):
         return False
-    if not row.kpi.blocking:  # harm only: a trend beyond the margin holds, missing evidence not
-        return row.decision is Decision.TRENDING_WORSE
+    if not row.kpi.blocking:  # harm only: a suggestive trend beyond the margin holds, missing evidence not
+        return (
+            row.decision is Decision.TRENDING_WORSE
+            and row.result is not None
+            and row.result.p_deterioration <= TREND_P
+        )
     return row.decision is not Decision.INCONCLUSIVE or row.summary_row
 
 
