@@ -778,3 +778,27 @@ def test_downgrade_reason_with_brackets_is_not_reported_as_a_crash(
     result = cli(*args, "--home", catalog.home)
     assert result.exit_code == 0, repr(result.exception)
     assert "fix [/] thing" in result.stdout
+
+
+def _command_paths() -> list[list[str]]:
+    """Every command and group of the CLI, as the words that name it."""
+    import typer.main
+
+    paths: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_help_text_renders() -> None:
+    """A help text is rich markup: `[/0,1,2]` in one once crashed `--help` with a MarkupError."""
+    paths = _command_paths()
+    assert len(paths) > 50
+    for path in paths:
+        result = cli(*path, "--help", env={"COLUMNS": "100"})
+        assert result.exit_code == 0 and "Usage:" in result.stdout, (path, result.output[-300:])

@@ -119,7 +119,10 @@ def create(
     charging: Annotated[Rule, typer.Option(help="Charging: required, forbidden or any.")] = Rule.FORBIDDEN,
     window: Annotated[
         list[str] | None,
-        typer.Option(help="Maintenance window in local time, HH:MM-HH:MM[/0,1,2…] (0 = Monday); repeatable."),
+        typer.Option(
+            help="Maintenance window in local time, HH:MM-HH:MM, optionally /DAYS"
+            " (0 = Monday: 01:00-05:00/0,1,2,3,4); repeatable."
+        ),
     ] = None,
     consent: Annotated[bool, typer.Option("--consent", help="Require the user's consent.")] = False,
     health_gate: Annotated[

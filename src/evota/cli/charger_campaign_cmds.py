@@ -83,7 +83,10 @@ def create(
     ] = 80.0,
     window: Annotated[
         list[str] | None,
-        typer.Option(help="Update window in each charger's local time, HH:MM-HH:MM[/0,1,…]."),
+        typer.Option(
+            help="Update window in each charger's local time, HH:MM-HH:MM, optionally /DAYS"
+            " (0 = Monday: 22:00-05:00/0,1,2,3,4)."
+        ),
     ] = None,
     quiet_hours: Annotated[
         int | None, typer.Option(help="Instead of --window: each site's quietest N hours, from its sessions.")
