@@ -39,6 +39,20 @@ def test_samples_in_the_spool_reach_the_server_after_the_check_in(fleet: Fleet) 
     assert (fleet.state / "telemetry" / "rejected" / "0003.json").exists()  # set aside, not lost
 
 
+def test_an_upload_sends_telemetry_without_an_update_check(fleet: Fleet) -> None:
+    """The evening upload from the depot: samples go, no manifest is signed or checked in."""
+    spool(fleet, "0001.json", {"at": fleet.clock.now().isoformat(), "kpis": {"cell_spread_mv": 9.0}})
+    counters = (
+        (fleet.state / "counters.json").read_bytes() if (fleet.state / "counters.json").exists() else None
+    )
+    agent = fleet.agent()
+    assert agent.upload_telemetry() == 1
+    assert stored(fleet) == [("cell_spread_mv", 9.0)]
+    after = (fleet.state / "counters.json").read_bytes() if (fleet.state / "counters.json").exists() else None
+    assert after == counters  # no version report was signed
+    assert agent.upload_telemetry() == 0  # nothing new: nothing sent
+
+
 def test_telemetry_waits_in_the_outbox_while_the_server_is_unreachable(fleet: Fleet) -> None:
     from evota.agent.agent import Agent
     from evota.agent.transport import HttpServer

@@ -116,6 +116,13 @@ class Agent:
         with exclusive_lock(self.state.lock_file):
             return self._cycle()
 
+    def upload_telemetry(self) -> int:
+        """Send what the vehicle measured, without an update check: a telematics upload
+        between polls (evening, back at the depot). Returns how many batches the server took;
+        the rest stay queued for the next upload or cycle."""
+        with exclusive_lock(self.state.lock_file):
+            return self._send_telemetry()
+
     def _cycle(self) -> CycleResult:
         in_flight = self.installer.recover()
         self._remember_installed()
@@ -419,12 +426,12 @@ class Agent:
             body["reason"] = reason[:512]
         self.outbox.put(body)
 
-    def _send_telemetry(self) -> None:
+    def _send_telemetry(self) -> int:
         """Queue what the vehicle measured since the last cycle, then send the queue in order."""
         samples = self.telemetry.take()
         for start in range(0, len(samples), MAX_BATCH_SAMPLES):
             self.telemetry_outbox.put({"samples": samples[start : start + MAX_BATCH_SAMPLES]})
-        self.telemetry_outbox.flush(self.server.send_telemetry)
+        return self.telemetry_outbox.flush(self.server.send_telemetry)
 
     def _flush_quietly(self) -> None:
         """Deliver the reports, then the new signed manifest, if the server answers: an

@@ -18,7 +18,7 @@ console = Console()
 
 def demo(
     vehicles: Annotated[
-        int, typer.Option(min=100, help="Vans in the fleet (the gate needs ten in the first wave).")
+        int, typer.Option(min=100, help="Vans in the fleet (the canary is twenty of them, at most 20 %).")
     ] = 200,
     depots: Annotated[int, typer.Option(min=2, max=8, help="Depots (cold and warm ones alike).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the fleet, its routes and its batteries.")] = 1,

@@ -17,7 +17,7 @@ console = Console()
 
 def fleet(
     vehicles: Annotated[
-        int, typer.Option(min=100, help="Vans in the fleet (the gate needs ten in the first wave).")
+        int, typer.Option(min=100, help="Vans in the fleet (the canary is twenty of them, at most 20 %).")
     ] = 1000,
     days: Annotated[float, typer.Option(min=0.5, help="Simulated days at most.")] = 7.0,
     depots: Annotated[int, typer.Option(min=2, max=8, help="Depots.")] = 8,

@@ -59,9 +59,10 @@ __all__ = [
 ]
 
 WAVES = (5.0, 20.0, 50.0, 100.0)
-# The health gate needs ten updated vans or so to judge a first wave: a smaller fleet opens
-# with a larger first wave (100 vans: 10 %), the rest stay the same.
-FIRST_WAVE_VANS = 10
+# The health gate needs about twenty updated vans, several of them in cold depots and some
+# fast-charging at lunch, to judge a canary on two days of driving: a fleet under 400 vans
+# opens with twenty (200 vans: 10 %, 100 vans: 20 %), the later waves stay the same.
+FIRST_WAVE_VANS = 20
 
 
 def waves_for(vehicles: int) -> tuple[float, ...]:
@@ -122,11 +123,15 @@ def install_policy() -> InstallPolicy:
 def rollout_policy() -> RolloutPolicy:
     """The server side: one wave a night, in the depot's night window, vans parked and charged."""
     return RolloutPolicy(
-        dwell=dt.timedelta(hours=20),
-        first_dwell=dt.timedelta(hours=44),  # the canary wave drives two days: cold symptoms build up
+        # The dwell is also driving on the release (the planner waits for a look whose telemetry
+        # covers it): one day's KPI batch for a wave, two for the canary, as cold symptoms
+        # build up over the nights' charges and the mornings' drives.
+        dwell=dt.timedelta(hours=14),
+        first_dwell=dt.timedelta(hours=36),
         max_concurrent=500,
-        # A van may miss a night (still charging, parked elsewhere): not a failure yet.
-        install_timeout=dt.timedelta(hours=36),
+        # A van may miss a night's install poll (no coverage): not a failure, unless it
+        # misses the next night's too.
+        install_timeout=dt.timedelta(hours=30),
         error_threshold_pct=20.0,
         min_executed=5,
         success_threshold_pct=75.0,
@@ -146,7 +151,7 @@ def rollout_policy() -> RolloutPolicy:
 def gate() -> dict[str, Any]:
     """The default KPIs, looked at twice a day, with Pocock-like spending (γ = 1): a fleet
     rollout wants its power early, to catch a bad release in its first wave."""
-    config = dataclasses.replace(default_gate(max_looks=12), spending_gamma=1.0)
+    config = dataclasses.replace(default_gate(max_looks=24), spending_gamma=1.0)
     return {**config.to_dict(), "interval_s": 6 * 3600}
 
 
@@ -279,7 +284,7 @@ def demo_start(today: dt.date) -> dt.datetime:
 
 def _next_evening(now: dt.datetime) -> dt.datetime:
     evening = now.replace(hour=18, minute=0, second=0, microsecond=0)
-    return evening if evening > now else evening + dt.timedelta(days=1)
+    return evening if evening >= now else evening + dt.timedelta(days=1)
 
 
 def build_report(sim: FleetSim, names: list[str]) -> dict[str, Any]:
@@ -367,6 +372,7 @@ def build_report(sim: FleetSim, names: list[str]) -> dict[str, Any]:
         "seed": sim.config.seed,
         "simulated_days": round(days, 2),
         "agent_cycles": sum(v.cycles for v in sim.vehicles),
+        "telemetry_uploads": sum(v.uploads for v in sim.vehicles),
         "campaigns": out,
         "final_versions": {t: dict(sorted(c.items())) for t, c in sorted(versions.items())},
     }

@@ -5,11 +5,11 @@ A discrete-event simulation (SimPy) of a logistics operator's delivery vans:
 - **the world** is a real evota home (image repository, director, SQLite or PostgreSQL fleet
   registry), a published factory release, and every van provisioned as `evota vehicle
   provision` does it (keys per ECU, simulated ECUs with A/B slots, both trusted roots);
-- **each van** is a SimPy process that polls at its depot's local times (evening after the
-  shift, twice in the night, before departure) with jitter, unless it has no coverage
-  (`offline_share` of polls are lost), and runs the real `Agent.cycle()` through the
-  in-process port (`server/inprocess.py`): check-in with a signed manifest, full Uptane
-  verification, install with the journal, telemetry delivery;
+- **each van** is a SimPy process that wakes at its depot's local times, with jitter, unless
+  it has no coverage (`offline_share` of wakes are lost): in the evening, back from its
+  shift, it uploads the day's KPIs (`Agent.upload_telemetry()`); twice in the night window
+  it runs the real `Agent.cycle()` through the in-process port (`server/inprocess.py`):
+  check-in with a signed manifest, full Uptane verification, install with the journal;
 - **the battery models** (`sim/physics.py`) advance every van's pack in one NumPy batch each
   `physics_step`, with the calibration each van's BMS, VCMS and TMS actually boot (read from
   the active slot after every install or rollback), and yield the KPIs the agents send;
@@ -90,14 +90,17 @@ class FleetConfig:
     seed: int = 1
     start: dt.datetime = dt.datetime(2027, 1, 11, 12, 0, tzinfo=dt.UTC)  # a Monday in winter
     physics_step: dt.timedelta = dt.timedelta(minutes=15)
-    tick: dt.timedelta = dt.timedelta(minutes=15)
-    # KPI batches close once a day, the first 10 h after the start (22:00 UTC for a noon
-    # start: after the shift in Europe, so the night's first poll delivers the day).
+    tick: dt.timedelta = dt.timedelta(minutes=30)
+    # KPI batches close once a day, the first 6 h after the start (18:00 UTC for a noon
+    # start: after the shift in Europe, before the evening upload delivers the day).
     kpi_period: dt.timedelta = dt.timedelta(hours=24)
-    kpi_first: dt.timedelta = dt.timedelta(hours=10)
-    # Local times a van polls, on the depot's Wi-Fi: three times in the night window. (A van
-    # polls when it can; these are when a delivery van is parked at its depot and online.)
-    polls: tuple[dt.time, ...] = (dt.time(0, 30), dt.time(2, 30), dt.time(4, 15))
+    kpi_first: dt.timedelta = dt.timedelta(hours=6)
+    # Local times a van sends its telemetry from the depot's Wi-Fi, back from its shift
+    # (an upload, no update check).
+    uploads: tuple[dt.time, ...] = (dt.time(20, 30),)
+    # Local times a van polls for updates, twice in the night window: the first reports its
+    # state (the server offers only on a fresh one), the second installs what was offered.
+    polls: tuple[dt.time, ...] = (dt.time(1, 0), dt.time(4, 0))
     jitter_min: float = 20.0
     offline_share: float = 0.05
     old_vcms_share: float = 0.1
@@ -119,6 +122,7 @@ class SimVehicle:
     running: dict[str, str] = dataclasses.field(default_factory=dict)  # ecu type -> sha256 booted
     last: CycleResult | None = None
     cycles: int = 0
+    uploads: int = 0
 
 
 class _Signals:
@@ -303,13 +307,18 @@ class FleetSim:
     def _vehicle_process(self, vehicle: SimVehicle) -> Event:
         rng = random.Random(f"{self.config.seed}/{vehicle.vin}")
         zone = zoneinfo.ZoneInfo(vehicle.depot.time_zone)
+        uploads = frozenset(self.config.uploads)
         while True:
-            wake = _next_poll(self.now(), zone, self.config.polls)
+            wake, local = _next_poll(self.now(), zone, (*self.config.polls, *self.config.uploads))
             wake += dt.timedelta(minutes=rng.uniform(0, self.config.jitter_min))
             yield self.env.timeout(max(self.at(wake) - self.env.now, 1.0))
             self.now()
             if rng.random() < self.config.offline_share:
                 continue  # no coverage at this poll
+            if local in uploads:
+                vehicle.agent.upload_telemetry()
+                vehicle.uploads += 1
+                continue
             vehicle.last = vehicle.agent.cycle()
             vehicle.cycles += 1
             if vehicle.last.outcome in ("installed", "rolled_back", "failed"):
@@ -322,16 +331,18 @@ class FleetSim:
         set_durable(True)
 
 
-def _next_poll(now: dt.datetime, zone: zoneinfo.ZoneInfo, polls: Sequence[dt.time]) -> dt.datetime:
-    """The next local poll time after `now`, in UTC."""
+def _next_poll(
+    now: dt.datetime, zone: zoneinfo.ZoneInfo, times: Sequence[dt.time]
+) -> tuple[dt.datetime, dt.time]:
+    """The next of the local `times` after `now`: when (in UTC), and which."""
     local = now.astimezone(zone)
     candidates = []
     for days in (0, 1):
         day = local.date() + dt.timedelta(days=days)
-        for t in polls:
+        for t in times:
             at = dt.datetime.combine(day, t, tzinfo=zone).astimezone(dt.UTC)
             if at > now:
-                candidates.append(at)
+                candidates.append((at, t))
     return min(candidates)
 
 
