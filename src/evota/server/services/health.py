@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -243,7 +244,7 @@ def wave_exposure(session: Session, campaign: CampaignRow, now: dt.datetime) -> 
         or_(cv.rolled_back_at.is_(None), cv.rolled_back_at > now),
     )
     vehicles = int(session.scalar(select(func.count()).select_from(cv).where(*running)) or 0)
-    spans = sorted(
+    spans = [
         (newest - since).total_seconds()
         for since, newest in session.execute(  # both set: the join and the filter say so
             select(cv.updated_since, func.max(t.at))
@@ -252,13 +253,9 @@ def wave_exposure(session: Session, campaign: CampaignRow, now: dt.datetime) -> 
             .group_by(cv.vehicle_id, cv.updated_since)
         )
         if since is not None and newest is not None
-    )
+    ]
     spans = [0.0] * (vehicles - len(spans)) + spans
-    if not spans:
-        return dt.timedelta(0)
-    middle = len(spans) // 2
-    median = spans[middle] if len(spans) % 2 else (spans[middle - 1] + spans[middle]) / 2
-    return dt.timedelta(seconds=median)
+    return dt.timedelta(seconds=statistics.median(spans)) if spans else dt.timedelta(0)
 
 
 _SEEN = "telemetry through row "
